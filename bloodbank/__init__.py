@@ -1,0 +1,1 @@
+"""The blood service: domain rules, use cases, ports and their AWS adapters."""

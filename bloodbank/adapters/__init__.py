@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented over AWS services and HTTP."""

@@ -1,0 +1,1 @@
+"""Pure rules of the blood service: no I/O, no AWS, no GraphQL."""

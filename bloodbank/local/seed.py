@@ -1,0 +1,106 @@
+"""Demo data for the local stack: sites, hospitals, donors of every blood group, one user per role.
+
+Idempotent: ids are derived from names, existing records are left alone, so ``bloodbank seed``
+can run any number of times against a running stack.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bloodbank.domain import donors as donor_rules
+from bloodbank.domain.blood import BloodGroup, Jurisdiction
+from bloodbank.domain.identity import Group
+from bloodbank.domain.organisations import Hospital, Site
+from bloodbank.errors import Conflict
+from bloodbank.ports import DonorRepository
+
+DEMO_PASSWORD = "Demo-Passw0rd!"
+_NAMESPACE = uuid.UUID("6f1c2a8e-5b7d-4c3a-9e1f-0b2d4c6e8a10")
+
+SITES = (
+    Site("site-north", "Northgate Blood Centre", Jurisdiction.US, "W1234", "America/Chicago"),
+    Site("site-south", "Southbank Donor Centre", Jurisdiction.US, "W1235", "America/Chicago"),
+    Site("site-london", "London Bridge Donor Centre", Jurisdiction.UK, "G1517", "Europe/London"),
+)
+HOSPITALS = (
+    Hospital("hosp-st-mary", "St Mary's General Hospital", "site-north"),
+    Hospital("hosp-riverside", "Riverside Children's Hospital", "site-south"),
+    Hospital("hosp-kings", "King's Royal Infirmary", "site-london"),
+)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    role: str
+    email: str
+    group: Group
+    hospital_id: str | None = None
+
+
+DEMO_USERS = (
+    DemoUser("admin", "admin@example.org", Group.ADMINS),
+    DemoUser("staff", "staff@example.org", Group.STAFF),
+    DemoUser("donor", "donor@example.org", Group.DONORS),
+    DemoUser("hospital", "hospital@example.org", Group.HOSPITALS, "hosp-st-mary"),
+)
+
+_FIRST = ("Amara", "Ben", "Chloé", "Dev", "Elif", "Femi", "Grace", "Hiro", "Ines", "Jonas", "Kofi", "Lena")
+_LAST = (
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Patel",
+    "Yılmaz",  # noqa: RUF001 - a Turkish name, dotless i intended
+    "Adeyemi",
+    "O'Neill",
+    "Tanaka",
+    "García",
+    "Weber",
+)
+
+
+def demo_donors() -> list[tuple[str, dict[str, object]]]:
+    """Three donors of each blood group spread over the sites: (id, registration fields)."""
+    donors = []
+    for n, group in enumerate(list(BloodGroup) * 3):
+        first, last = _FIRST[n % len(_FIRST)], _LAST[(n * 7) % len(_LAST)]
+        email = f"{first.lower().replace('é', 'e')}.{n:02d}@example.org"
+        fields: dict[str, object] = {
+            "first_name": first,
+            "last_name": last,
+            "email": email,
+            "phone": f"+1312555{n:04d}",
+            "blood_group": group,
+            "site_id": SITES[n % len(SITES)].id,
+        }
+        donors.append((str(uuid.uuid5(_NAMESPACE, email)), fields))
+    return donors
+
+
+def seed_donor(repository: DonorRepository, donor_id: str, fields: dict[str, object], now: datetime) -> bool:
+    """Register one donor through the registry's own validation; False if already there."""
+    details = donor_rules.validate_new(fields)
+    try:
+        repository.create(donor_rules.new_donor(donor_id, details, now))
+    except Conflict:
+        return False
+    return True
+
+
+def demo_donor_fields() -> dict[str, object]:
+    """The record of the demo donor user (its id is the user's ``sub``)."""
+    return {
+        "first_name": "Dana",
+        "last_name": "Donor",
+        "email": "donor@example.org",
+        "phone": "+13125559999",
+        "blood_group": BloodGroup.O_NEG,
+        "site_id": "site-north",
+    }
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,168 @@
+"""``bloodbank serve``: the whole system on one machine, with Amazon's and moto's engines.
+
+The stack's facts (ports, user pool, app client) go to ``<state dir>/stack.json`` so that
+``bloodbank token`` and ``bloodbank seed`` can find a running stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bloodbank.adapters import provisioning
+from bloodbank.local import engines, seed
+from bloodbank.local.engines import StackError
+from bloodbank.settings import Settings
+
+REGION = "us-east-1"
+TABLE = "bloodbank"
+POOL_NAME = "bloodbank-local"
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    region: str
+    table_name: str
+    dynamodb_endpoint: str
+    aws_endpoint: str
+    user_pool_id: str
+    client_id: str
+    api_url: str
+
+    def settings(self, page_token_secret: str) -> Settings:
+        return Settings(
+            region=self.region,
+            table_name=self.table_name,
+            user_pool_id=self.user_pool_id,
+            client_ids=frozenset({self.client_id}),
+            page_token_secret=page_token_secret,
+            dynamodb_endpoint=self.dynamodb_endpoint,
+            aws_endpoint=self.aws_endpoint,
+            jwks_url=f"{self.aws_endpoint}/{self.user_pool_id}/.well-known/jwks.json",
+        )
+
+    @property
+    def pool(self) -> provisioning.LocalUserPool:
+        return provisioning.LocalUserPool(self.user_pool_id, self.client_id)
+
+
+def use_local_credentials() -> None:
+    """Local engines accept any credentials; never let a developer's real ones reach them."""
+    os.environ["AWS_ACCESS_KEY_ID"] = "local"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "local"
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.setdefault("AWS_REGION", REGION)
+
+
+def page_token_secret(state: Path) -> str:
+    """A secret kept in the state folder, so page tokens survive restarts."""
+    path = state / "page-token-secret"
+    if not path.exists():
+        state.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def write_info(state: Path, info: StackInfo) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "stack.json").write_text(json.dumps(asdict(info), indent=2))
+
+
+def read_info(state: Path | None = None) -> StackInfo:
+    path = (state or engines.state_dir()) / "stack.json"
+    try:
+        return StackInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        raise StackError("The local stack is not running: start it with `make serve`") from None
+
+
+def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
+    """Create the table, user pool and demo users, and load demo data; returns role -> user sub."""
+    from bloodbank.cursor import CursorCodec
+    from bloodbank.storage.directory import DynamoDirectory
+    from bloodbank.storage.donors import DynamoDonorRepository
+    from bloodbank.storage.models import TableBinding, bind
+
+    provisioning.ensure_table(info.dynamodb_endpoint, info.region, info.table_name)
+    binding = TableBinding(info.table_name, info.region, info.dynamodb_endpoint)
+    bind(binding)
+    directory = DynamoDirectory()
+    for site in seed.SITES:
+        directory.put_site(site)
+    for hospital in seed.HOSPITALS:
+        directory.put_hospital(hospital)
+    donors = DynamoDonorRepository(binding, CursorCodec(secret))
+    now = seed.now()
+    for donor_id, fields in seed.demo_donors():
+        seed.seed_donor(donors, donor_id, fields, now)
+
+    subs: dict[str, str] = {}
+    for user in seed.DEMO_USERS:
+        attributes = {"custom:hospital_id": user.hospital_id} if user.hospital_id else None
+        sub = provisioning.ensure_user(
+            info.aws_endpoint, info.region, info.pool, user.email, seed.DEMO_PASSWORD, user.group, attributes
+        )
+        subs[user.role] = sub
+        if user.hospital_id:
+            directory.put_membership(sub, user.hospital_id)
+        if user.group.value == "Donors":
+            seed.seed_donor(donors, sub, seed.demo_donor_fields(), now)
+    return subs
+
+
+@contextmanager
+def running_engines(
+    dynamodb_port: int, moto_port: int, state: Path, *, persistent: bool = True
+) -> Iterator[tuple[str, str]]:
+    """DynamoDB Local and the moto server, stopped in reverse order however the block ends."""
+    engines.ensure_port_free(dynamodb_port, "DynamoDB Local", "--dynamodb-port")
+    engines.ensure_port_free(moto_port, "the moto server", "--moto-port")
+    logs = state / "logs"
+    started: list[engines.Engine] = []
+    try:
+        for engine in (
+            engines.dynamodb_local(
+                dynamodb_port, state / "dynamodb" if persistent else None, logs / "dynamodb.log"
+            ),
+            engines.moto_server(moto_port, logs / "moto.log"),
+        ):
+            engine.start()
+            started.append(engine)
+        yield f"http://127.0.0.1:{dynamodb_port}", f"http://127.0.0.1:{moto_port}"
+    finally:
+        for engine in reversed(started):
+            engine.stop()
+
+
+@contextmanager
+def start(
+    host: str, port: int, dynamodb_port: int, moto_port: int, state: Path
+) -> Iterator[tuple[StackInfo, Settings, dict[str, str]]]:
+    """Bring the engines up, provision and seed; yields what the API needs, then tears down."""
+    engines.ensure_port_free(port, "the API", "--port")
+    use_local_credentials()
+    with running_engines(dynamodb_port, moto_port, state) as (ddb_url, moto_url):
+        pool = provisioning.ensure_user_pool(moto_url, REGION, POOL_NAME)
+        info = StackInfo(
+            region=REGION,
+            table_name=TABLE,
+            dynamodb_endpoint=ddb_url,
+            aws_endpoint=moto_url,
+            user_pool_id=pool.pool_id,
+            client_id=pool.client_id,
+            api_url=f"http://{host}:{port}/graphql",
+        )
+        secret = page_token_secret(state)
+        subs = provision_and_seed(info, secret)
+        write_info(state, info)
+        try:
+            yield info, info.settings(secret), subs
+        finally:
+            (state / "stack.json").unlink(missing_ok=True)

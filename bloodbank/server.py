@@ -1,0 +1,198 @@
+"""The one Starlette app, served by uvicorn locally and by Mangum on Lambda.
+
+Routes: ``/graphql`` (POST; GET for queries; GraphiQL in a browser) and ``/health``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+
+from bloodbank import logs
+from bloodbank.bootstrap import Container
+from bloodbank.errors import AppError, DependencyUnavailable, ServiceUnavailable
+from schema import schema
+from schema.context import RequestContext
+
+log = logging.getLogger("bloodbank.server")
+
+# Headers the Amplify JS client and API Gateway clients send.
+CORS_HEADERS = [
+    "authorization",
+    "content-type",
+    "x-api-key",
+    "x-amz-user-agent",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-request-id",
+]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+
+def request_id_of(scope: Scope) -> str:
+    """Lambda's request id on AWS, a sane ``x-request-id`` from the caller, or a new one."""
+    context = scope.get("aws.context")
+    if context is not None and getattr(context, "aws_request_id", None):
+        return str(context.aws_request_id)
+    event = scope.get("aws.event")
+    if isinstance(event, dict):
+        rid = event.get("requestContext", {}).get("requestId")
+        if isinstance(rid, str) and _REQUEST_ID.fullmatch(rid):
+            return rid
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate = str(value.decode("latin-1"))
+            if _REQUEST_ID.fullmatch(candidate):
+                return candidate
+    return str(uuid.uuid4())
+
+
+class RequestIdAndLimits:
+    """Gives each request an id (echoed as ``x-request-id``) and refuses bodies over the limit."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body_bytes):
+                await too_large(rid, self.max_body_bytes)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise _BodyTooLarge
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            await too_large(rid, self.max_body_bytes)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def too_large(rid: str, limit: int) -> Response:
+    return _error_response(
+        413, f"Request body is larger than {limit} bytes", "BAD_USER_INPUT", "PayloadTooLarge", rid
+    )
+
+
+def _error_response(status: int, message: str, code: str, error_type: str, rid: str) -> Response:
+    body = {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": code, "errorType": error_type}}],
+    }
+    return Response(orjson.dumps(body), status, media_type="application/json", headers={"x-request-id": rid})
+
+
+class BloodBankGraphQL(GraphQL[RequestContext, None]):
+    def __init__(self, container: Container) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if container.settings.graphiql else None,
+            allow_queries_via_get=True,
+        )
+        self.container = container
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    async def get_context(self, request: Any, response: Any) -> RequestContext:
+        rid = request.scope.get("state", {}).get("request_id") or str(uuid.uuid4())
+        context = RequestContext(
+            services=self.container,
+            request_id=rid,
+            headers=request.headers,
+            request=request,
+            response=response,
+        )
+        try:
+            context.identity = self.container.authenticator.identify(request.headers.get("authorization"))
+        except AppError as rejected:
+            context.auth_error = rejected
+        except DependencyUnavailable as down:
+            log.error("identity provider unavailable", extra={"request_id": rid, "reason": str(down)})
+            context.auth_error = ServiceUnavailable(
+                f"Sign-in could not be checked right now; try again shortly (request id {rid})"
+            )
+        return context
+
+
+def health_endpoint(container: Container) -> Any:
+    async def health(request: Request) -> Response:
+        def run_probes() -> dict[str, dict[str, object]]:
+            results: dict[str, dict[str, object]] = {}
+            for probe in container.probes:
+                started = time.perf_counter()
+                try:
+                    probe.check()
+                    state: dict[str, object] = {"ok": True}
+                except Exception as exc:
+                    state = {"ok": False, "error": type(exc).__name__}
+                state["latencyMs"] = round((time.perf_counter() - started) * 1000, 1)
+                results[probe.name] = state
+            return results
+
+        dependencies = await run_in_threadpool(run_probes)
+        healthy = all(d["ok"] for d in dependencies.values())
+        body = {"status": "ok" if healthy else "unavailable", "dependencies": dependencies}
+        return JSONResponse(body, status_code=200 if healthy else 503, headers={"cache-control": "no-store"})
+
+    return health
+
+
+def create_app(container: Container) -> Starlette:
+    logs.configure(container.settings.log_level)
+    graphql = BloodBankGraphQL(container)
+    return Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/health", health_endpoint(container), methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(RequestIdAndLimits, max_body_bytes=container.settings.max_body_bytes),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(container.settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=CORS_HEADERS,
+                expose_headers=["x-request-id"],
+                max_age=600,
+            ),
+        ],
+    )

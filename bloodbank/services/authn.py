@@ -1,0 +1,162 @@
+"""Verifying Cognito JWTs the way API Gateway and AppSync do, and turning them into an Identity.
+
+Checks, in order: a well-formed compact JWS; header ``alg`` is RS256 (nothing else, so neither
+``none`` nor an HMAC signed with the public key can pass); ``kid`` is in the pool's key set
+(refetched at most once per interval for an unknown kid, to follow key rotation without letting
+garbage tokens hammer the identity provider); the RS256 signature; ``iss``; ``exp`` present and not
+past (small leeway); ``token_use`` is ``access`` or ``id``; and the app client: ``client_id`` of an
+access token, ``aud`` of an ID token, must be one of ours.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jose import jwt
+from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
+
+from bloodbank.domain.identity import Group, Identity, parse_groups
+from bloodbank.errors import DependencyUnavailable, Unauthenticated
+from bloodbank.ports import DirectoryRepository, KeySetSource
+
+MAX_TOKEN_BYTES = 16 * 1024
+
+
+class _Rejected(Unauthenticated):
+    pass
+
+
+def _reject(why: str) -> _Rejected:
+    return _Rejected(
+        f"Invalid token: {why}. Sign in again and send the Cognito token in the Authorization header"
+    )
+
+
+@dataclass
+class KeySet:
+    """The pool's public keys by ``kid``, cached; unknown kids refetch at most once per interval."""
+
+    source: KeySetSource
+    refetch_interval_seconds: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+
+    def _refresh(self) -> None:
+        document = self.source.fetch()
+        found = document.get("keys")
+        if not isinstance(found, list):
+            raise DependencyUnavailable("key set has no 'keys' list")
+        self._keys = {k["kid"]: k for k in found if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+        self._fetched_at = self.clock()
+
+    def get(self, kid: str) -> dict[str, Any] | None:
+        with self._lock:
+            if kid in self._keys:
+                return self._keys[kid]
+            due = self._fetched_at is None or self.clock() - self._fetched_at >= self.refetch_interval_seconds
+            if due:
+                self._refresh()
+            return self._keys.get(kid)
+
+    def warm(self) -> None:
+        with self._lock:
+            if self._fetched_at is None:
+                self._refresh()
+
+
+@dataclass
+class TokenVerifier:
+    keys: KeySet
+    issuer: str
+    client_ids: frozenset[str]
+    leeway_seconds: int = 30
+
+    def verify(self, token: str) -> Mapping[str, Any]:
+        """The token's claims if it is a valid token of our pool and app clients; else Unauthenticated."""
+        if not token or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+            raise _reject("not a JSON Web Token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except JWTError:
+            raise _reject("malformed header") from None
+        if header.get("alg") != "RS256":
+            raise _reject("unsupported signing algorithm")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise _reject("no key id")
+        key = self.keys.get(kid)
+        if key is None:
+            raise _reject("signed by an unknown key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                options={
+                    "verify_aud": False,  # checked below: access tokens carry client_id, not aud
+                    "require_exp": True,
+                    "require_iat": False,
+                    "leeway": self.leeway_seconds,
+                },
+            )
+        except ExpiredSignatureError:
+            raise _reject("expired") from None
+        except JWTClaimsError as exc:
+            raise _reject(f"claims rejected ({exc})") from None
+        except JWTError:
+            raise _reject("bad signature") from None
+        token_use = claims.get("token_use")
+        if token_use == "access":  # noqa: S105 - a claim value, not a password
+            client = claims.get("client_id")
+        elif token_use == "id":  # noqa: S105
+            client = claims.get("aud")
+        else:
+            raise _reject("neither an access nor an ID token")
+        if client not in self.client_ids:
+            raise _reject("issued to another app client")
+        if not isinstance(claims.get("sub"), str):
+            raise _reject("no subject")
+        return claims
+
+
+@dataclass
+class Authenticator:
+    """Builds the caller's Identity from an ``Authorization`` header value."""
+
+    verifier: TokenVerifier
+    directory: DirectoryRepository
+
+    def identify(self, authorization: str | None) -> Identity | None:
+        """None when no credentials were sent; Unauthenticated when they are not valid."""
+        if authorization is None or not authorization.strip():
+            return None
+        scheme, _, rest = authorization.strip().partition(" ")
+        if rest and scheme.lower() == "bearer":
+            token = rest.strip()
+        elif not rest:
+            token = scheme
+        else:
+            raise _reject("send 'Authorization: <token>' or 'Authorization: Bearer <token>'")
+        claims = self.verifier.verify(token)
+        groups = parse_groups(claims.get("cognito:groups"))
+        username = claims.get("username") or claims.get("cognito:username") or claims["sub"]
+        hospital_id = claims.get("custom:hospital_id")
+        if Group.HOSPITALS in groups and not isinstance(hospital_id, str):
+            hospital_id = self.directory.hospital_of(claims["sub"])
+        return Identity(
+            sub=claims["sub"],
+            username=str(username),
+            groups=groups,
+            token_use=str(claims["token_use"]),
+            claims=claims,
+            hospital_id=hospital_id if isinstance(hospital_id, str) else None,
+        )

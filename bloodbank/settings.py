@@ -1,0 +1,91 @@
+"""Typed settings, read once at start from the environment (or built directly by the local stack)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class SettingsError(Exception):
+    """A required setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    table_name: str
+    user_pool_id: str
+    client_ids: frozenset[str]
+    page_token_secret: str = field(repr=False)
+    dynamodb_endpoint: str | None = None  # DynamoDB Local; None means AWS
+    aws_endpoint: str | None = None  # moto server for the other services; None means AWS
+    token_issuer: str = ""  # defaults to the pool's Cognito issuer
+    jwks_url: str = ""  # defaults to the issuer's /.well-known/jwks.json
+    cors_origins: tuple[str, ...] = ("*",)
+    graphiql: bool = True
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.token_issuer:
+            issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+            object.__setattr__(self, "token_issuer", issuer)
+        if not self.jwks_url:
+            object.__setattr__(self, "jwks_url", f"{self.token_issuer}/.well-known/jwks.json")
+        if len(self.table_name) < 3:
+            raise SettingsError("BLOODBANK_TABLE must be at least 3 characters (a DynamoDB rule)")
+        if len(self.page_token_secret) < 32:
+            raise SettingsError("BLOODBANK_PAGE_TOKEN_SECRET must be at least 32 characters")
+        if not self.client_ids:
+            raise SettingsError("BLOODBANK_USER_POOL_CLIENT_IDS must name at least one app client")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def need(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise SettingsError(f"{name} is not set")
+            return value
+
+        def csv(name: str, default: str = "") -> tuple[str, ...]:
+            return tuple(v.strip() for v in env.get(name, default).split(",") if v.strip())
+
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            table_name=env.get("BLOODBANK_TABLE", "bloodbank"),
+            user_pool_id=need("BLOODBANK_USER_POOL_ID"),
+            client_ids=frozenset(csv("BLOODBANK_USER_POOL_CLIENT_IDS")),
+            page_token_secret=need("BLOODBANK_PAGE_TOKEN_SECRET"),
+            dynamodb_endpoint=env.get("BLOODBANK_DYNAMODB_ENDPOINT") or None,
+            aws_endpoint=env.get("BLOODBANK_AWS_ENDPOINT") or None,
+            token_issuer=env.get("BLOODBANK_TOKEN_ISSUER", ""),
+            jwks_url=env.get("BLOODBANK_JWKS_URL", ""),
+            cors_origins=csv("BLOODBANK_CORS_ORIGINS", "*"),
+            graphiql=env.get("BLOODBANK_GRAPHIQL", "true").lower() in ("1", "true", "yes"),
+            max_body_bytes=int(env.get("BLOODBANK_MAX_BODY_BYTES", str(1024 * 1024))),
+            log_level=env.get("BLOODBANK_LOG_LEVEL", "INFO").upper(),
+        )
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that ``from_env`` reads back into these settings."""
+        env = {
+            "AWS_REGION": self.region,
+            "BLOODBANK_TABLE": self.table_name,
+            "BLOODBANK_USER_POOL_ID": self.user_pool_id,
+            "BLOODBANK_USER_POOL_CLIENT_IDS": ",".join(sorted(self.client_ids)),
+            "BLOODBANK_PAGE_TOKEN_SECRET": self.page_token_secret,
+            "BLOODBANK_TOKEN_ISSUER": self.token_issuer,
+            "BLOODBANK_JWKS_URL": self.jwks_url,
+            "BLOODBANK_CORS_ORIGINS": ",".join(self.cors_origins),
+            "BLOODBANK_GRAPHIQL": "true" if self.graphiql else "false",
+            "BLOODBANK_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "BLOODBANK_LOG_LEVEL": self.log_level,
+        }
+        if self.dynamodb_endpoint:
+            env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint
+        if self.aws_endpoint:
+            env["BLOODBANK_AWS_ENDPOINT"] = self.aws_endpoint
+        return env

@@ -1,0 +1,1 @@
+"""The single DynamoDB table: its definition, PynamoDB models, key strings and repositories."""

@@ -1,0 +1,149 @@
+"""PynamoDB models over the single table: generic keys, an ``entity`` discriminator, three GSIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.attributes import (
+    DiscriminatorAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from bloodbank.storage import keys
+
+
+class _Gsi1(GlobalSecondaryIndex["TableItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class _Gsi2(GlobalSecondaryIndex["TableItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "gsi2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class _Gsi3(GlobalSecondaryIndex["TableItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "gsi3"
+        projection = AllProjection()
+
+    gsi3pk = UnicodeAttribute(hash_key=True)
+    gsi3sk = UnicodeAttribute(range_key=True)
+
+
+class TableItem(Model):
+    """Every item of the table. Subclasses are told apart by ``entity``."""
+
+    class Meta:
+        table_name = "bloodbank"
+        region = "us-east-1"
+        host: str | None = None
+        max_retry_attempts = 3
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    entity = DiscriminatorAttribute()
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+    gsi3pk = UnicodeAttribute(null=True)
+    gsi3sk = UnicodeAttribute(null=True)
+
+    gsi1 = _Gsi1()
+    gsi2 = _Gsi2()
+    gsi3 = _Gsi3()
+
+    def set_key(self, key: keys.Key) -> None:
+        self.pk, self.sk = key.pk, key.sk
+
+    def set_index(self, key: keys.IndexKey) -> None:
+        setattr(self, f"{key.index}pk", key.pk)
+        setattr(self, f"{key.index}sk", key.sk)
+
+
+class DonorItem(TableItem, discriminator="Donor"):
+    donor_id = UnicodeAttribute()
+    first_name = UnicodeAttribute()
+    last_name = UnicodeAttribute()
+    email = UnicodeAttribute()
+    phone = UnicodeAttribute(null=True)
+    blood_group = UnicodeAttribute(null=True)
+    site_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    version = NumberAttribute()
+
+
+class DonorEmailItem(TableItem, discriminator="DonorEmail"):
+    """Claims an e-mail address for one donor, so two records cannot share it."""
+
+    donor_id = UnicodeAttribute()
+
+
+class SiteItem(TableItem, discriminator="Site"):
+    site_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    jurisdiction = UnicodeAttribute()
+    facility_code = UnicodeAttribute()
+    timezone = UnicodeAttribute()
+
+
+class HospitalItem(TableItem, discriminator="Hospital"):
+    hospital_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    site_id = UnicodeAttribute()
+
+
+class HospitalMemberItem(TableItem, discriminator="HospitalMember"):
+    """Which hospital a Hospitals-group user acts for, keyed by the user's ``sub``."""
+
+    user_sub = UnicodeAttribute()
+    hospital_id = UnicodeAttribute()
+
+
+def all_models() -> list[type[TableItem]]:
+    return [TableItem, *TableItem.__subclasses__()]
+
+
+@dataclass
+class TableBinding:
+    """Where the table lives: its name and region, and an endpoint for DynamoDB Local (None on AWS)."""
+
+    name: str
+    region: str
+    host: str | None = None
+    _connection: Connection | None = field(default=None, init=False, repr=False)
+
+    def connection(self) -> Connection:
+        """The connection transactions go through; models keep their own (see ``bind``)."""
+        if self._connection is None:
+            self._connection = Connection(region=self.region, host=self.host, max_retry_attempts=3)
+        return self._connection
+
+    def clients(self) -> list[Any]:
+        """Every botocore client this binding uses, for request-counting hooks."""
+        return [self.connection().client, TableItem._get_connection().connection.client]
+
+
+def bind(binding: TableBinding) -> None:
+    """Point every model at the binding's table. A process talks to one table at a time."""
+    for model in all_models():
+        model.Meta.table_name = binding.name
+        model.Meta.region = binding.region
+        model.Meta.host = binding.host
+        model._connection = None

@@ -1,0 +1,163 @@
+"""The root types and the schema object, with its limits and caches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.types import Info
+from strawberry.types.base import has_object_definition
+from strawberry.types.execution import ExecutionContext
+
+from bloodbank.domain.identity import Group
+from resolvers import donors as donor_resolvers
+from resolvers.context import ResolverEvent
+from schema.auth import EVERYONE, STAFF, allow
+from schema.context import RequestContext
+from schema.errors import ErrorPolicy
+from schema.scalars import AWSDateTime
+from schema.types import (
+    Donor,
+    DonorConnection,
+    DonorFilterInput,
+    Hospital,
+    RegisterDonorInput,
+    Site,
+    UpdateDonorInput,
+)
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+
+
+def plain(value: Any) -> Any:
+    """Input objects to dicts of the fields the client set (AppSync's ``ctx.arguments``)."""
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if has_object_definition(value):
+        return {
+            f.python_name: plain(getattr(value, f.python_name))
+            for f in value.__strawberry_definition__.fields
+            if getattr(value, f.python_name) is not strawberry.UNSET
+        }
+    return value
+
+
+def call(
+    resolver: Callable[[ResolverEvent], Any], info: Info[RequestContext, Any], source: Any = None, **args: Any
+) -> Any:
+    """Run an AppSync-style resolver with the event built from this field's context and arguments."""
+    context = info.context
+    return resolver(
+        ResolverEvent(
+            identity=context.identity,
+            arguments={k: plain(v) for k, v in args.items() if v is not strawberry.UNSET},
+            source=source,
+            headers=context.headers,
+            request_id=context.request_id,
+            services=context.services,
+        )
+    )
+
+
+Ctx = Info[RequestContext, None]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="The signed-in donor's own record; null until they register.",
+        extensions=[allow(Group.DONORS)],
+    )
+    def me(self, info: Ctx) -> Donor | None:
+        return call(donor_resolvers.me, info)
+
+    @strawberry.field(
+        description="A donor by id. Staff see every donor; a donor only themself.",
+        extensions=[allow(*STAFF, Group.DONORS)],
+    )
+    def get_donor(self, info: Ctx, id: strawberry.ID) -> Donor | None:
+        return call(donor_resolvers.get_donor, info, id=id)
+
+    @strawberry.field(
+        description="Donors ordered by family name, filtered, one page at a time (staff only).",
+        extensions=[allow(*STAFF)],
+    )
+    def list_donors(
+        self,
+        info: Ctx,
+        filter: DonorFilterInput | None = None,
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> DonorConnection:
+        return call(donor_resolvers.list_donors, info, filter=filter, limit=limit, next_token=next_token)
+
+    @strawberry.field(
+        description="The service's collection and processing sites.", extensions=[allow(*EVERYONE)]
+    )
+    def list_sites(self, info: Ctx) -> list[Site]:
+        return call(donor_resolvers.list_sites, info)
+
+    @strawberry.field(description="Hospitals the service supplies.", extensions=[allow(*EVERYONE)])
+    def list_hospitals(self, info: Ctx) -> list[Hospital]:
+        return call(donor_resolvers.list_hospitals, info)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description=(
+            "Register a donor. Staff register walk-in donors; a signed-in donor registers themself"
+            " (their record's id is their user id). An e-mail address belongs to one donor only."
+        ),
+        extensions=[allow(*STAFF, Group.DONORS)],
+    )
+    def register_donor(self, info: Ctx, input: RegisterDonorInput) -> Donor:
+        return call(donor_resolvers.register_donor, info, input=input)
+
+    @strawberry.mutation(
+        description="Change a donor (staff, or the donor themself). Stale expectedVersion gives CONFLICT.",
+        extensions=[allow(*STAFF, Group.DONORS)],
+    )
+    def update_donor(self, info: Ctx, input: UpdateDonorInput) -> Donor:
+        return call(donor_resolvers.update_donor, info, input=input)
+
+
+# Built once: validation rules must be the same objects on every request for the cache to hit.
+_LIMIT_RULES = (
+    *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
+
+
+class BloodBankSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Errors are logged by ErrorPolicy, without personal data; strawberry's default logs everything."""
+
+
+schema = BloodBankSchema(
+    query=Query,
+    mutation=Mutation,
+    scalar_overrides={datetime: AWSDateTime},
+    extensions=[
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules(list(_LIMIT_RULES)),
+        ParserCache,
+        ValidationCache,
+        ErrorPolicy,
+    ],
+)
