@@ -16,7 +16,7 @@ from bloodbank.cursor import CursorCodec
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr, canonical, evaluate
 from bloodbank.domain.organisations import Hospital, Site
-from bloodbank.errors import BadUserInput, Conflict, FieldProblem
+from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem
 from bloodbank.ports import Page
 from bloodbank.storage import keys
 from bloodbank.storage.planning import FILTER_ATTRIBUTES, plan
@@ -132,3 +132,30 @@ class InMemoryDonorRepository:
         page, more = rows[:limit], len(rows) > limit
         token = self._cursors.encode({"after": order(page[-1])}, scope) if more else None
         return Page(page, token)
+
+
+@dataclass
+class StaticKeySet:
+    """A key set document served from memory; counts fetches and can be made to fail."""
+
+    document: dict[str, object]
+    fetches: int = 0
+    down: bool = False
+
+    def fetch(self) -> dict[str, object]:
+        self.fetches += 1
+        if self.down:
+            raise DependencyUnavailable("key set unreachable")
+        return self.document
+
+
+@dataclass
+class FakeProbe:
+    name: str
+    healthy: bool = True
+    checks: int = 0
+
+    def check(self) -> None:
+        self.checks += 1
+        if not self.healthy:
+            raise ConnectionError(f"{self.name} down")

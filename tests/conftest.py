@@ -1,0 +1,249 @@
+"""Shared fixtures: signed tokens, a container of fakes, an HTTP client, and the real engines.
+
+Real engines (DynamoDB Local, a moto server) start once per session, only when a test asks for them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Nothing in the tests may reach real AWS: dummy credentials and a fixed region for every client.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from jose import jwk, jwt  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from bloodbank.bootstrap import Container, build_container  # noqa: E402
+from bloodbank.cursor import CursorCodec  # noqa: E402
+from bloodbank.fakes import (  # noqa: E402
+    FakeProbe,
+    FixedClock,
+    InMemoryDirectory,
+    InMemoryDonorRepository,
+    SequentialIds,
+    StaticKeySet,
+)
+from bloodbank.local import seed  # noqa: E402
+from bloodbank.settings import Settings  # noqa: E402
+
+REGION = "us-east-1"
+POOL_ID = "us-east-1_TESTPOOL"
+ISSUER = f"https://cognito-idp.{REGION}.amazonaws.com/{POOL_ID}"
+CLIENT_ID = "5testclient0web0app0client"
+KID = "test-key-1"
+PAGE_SECRET = "test-page-token-secret-of-sufficient-length"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_pem: bytes
+    public_pem: bytes
+    public_der: bytes
+    public_jwk: dict[str, Any]
+
+
+def _new_key(kid: str) -> SigningKey:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key()
+    public_pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_jwk = {**jwk.construct(public_pem, "RS256").to_dict(), "kid": kid, "use": "sig"}
+    return SigningKey(private_pem, public_pem, public_der, public_jwk)
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return _new_key(KID)
+
+
+@pytest.fixture(scope="session")
+def foreign_key() -> SigningKey:
+    """A key the pool never published."""
+    return _new_key("foreign")
+
+
+class TokenFactory:
+    """Cognito-shaped tokens signed with the test pool's key (or any other, to forge)."""
+
+    def __init__(self, key: SigningKey, clock: Callable[[], float]) -> None:
+        self.key = key
+        self.clock = clock
+
+    def __call__(
+        self,
+        *groups: str,
+        sub: str | None = None,
+        token_use: str = "access",
+        client_id: str = CLIENT_ID,
+        issuer: str = ISSUER,
+        expires_in: int = 3600,
+        kid: str = KID,
+        key: bytes | str | None = None,
+        algorithm: str = "RS256",
+        extra: dict[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+    ) -> str:
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "sub": sub or str(uuid.uuid4()),
+            "iss": issuer,
+            "token_use": token_use,
+            "iat": now,
+            "auth_time": now,
+            "exp": now + expires_in,
+            "jti": str(uuid.uuid4()),
+            "cognito:groups": list(groups),
+        }
+        if token_use == "id":
+            claims["aud"] = client_id
+            claims["cognito:username"] = "user"
+        else:
+            claims["client_id"] = client_id
+            claims["username"] = "user"
+            claims["scope"] = "aws.cognito.signin.user.admin"
+        claims.update(extra or {})
+        for name in drop:
+            claims.pop(name, None)
+        return jwt.encode(claims, key or self.key.private_pem, algorithm=algorithm, headers={"kid": kid})
+
+
+@pytest.fixture
+def tokens(signing_key: SigningKey) -> TokenFactory:
+    import time
+
+    return TokenFactory(signing_key, time.time)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        region=REGION,
+        table_name="bloodbank-test",
+        user_pool_id=POOL_ID,
+        client_ids=frozenset({CLIENT_ID}),
+        page_token_secret=PAGE_SECRET,
+    )
+
+
+@dataclass
+class World:
+    """A container of fakes and the fakes themselves, to arrange state and inspect what happened."""
+
+    container: Container
+    donors: InMemoryDonorRepository
+    directory: InMemoryDirectory
+    keyset: StaticKeySet
+    clock: FixedClock
+    probes: list[FakeProbe]
+
+
+@pytest.fixture
+def world(settings: Settings, signing_key: SigningKey) -> World:
+    directory = InMemoryDirectory(
+        site_list=list(seed.SITES),
+        hospital_list=list(seed.HOSPITALS),
+        memberships={"hospital-user": "hosp-st-mary"},
+    )
+    donors = InMemoryDonorRepository(directory, CursorCodec(settings.page_token_secret))
+    keyset = StaticKeySet({"keys": [signing_key.public_jwk]})
+    clock = FixedClock()
+    probes = [FakeProbe("dynamodb"), FakeProbe("cognito")]
+    container = build_container(
+        settings,
+        donors=donors,
+        directory=directory,
+        key_source=keyset,
+        clock=clock,
+        new_id=SequentialIds("donor"),
+        probes=list(probes),
+    )
+    return World(container, donors, directory, keyset, clock, probes)
+
+
+class Api:
+    """GraphQL over real HTTP semantics (Starlette's test client) against the app."""
+
+    def __init__(self, client: TestClient, tokens: TokenFactory) -> None:
+        self.client = client
+        self.tokens = tokens
+
+    def gql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = token
+        response = self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=sent)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def api(world: World, tokens: TokenFactory) -> Iterator[Api]:
+    from bloodbank.server import create_app
+
+    with TestClient(create_app(world.container)) as client:
+        yield Api(client, tokens)
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [e["extensions"]["code"] for e in body.get("errors") or []]
+
+
+# --- real engines -------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Amazon's DynamoDB Local, in memory, for the whole session: its endpoint URL."""
+    from bloodbank.local import engines
+
+    port = engines.free_port()
+    logs = Path(tmp_path_factory.mktemp("dynamodb-local")) / "dynamodb.log"
+    engine = engines.dynamodb_local(port, None, logs)
+    engine.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server in its own process (in-process mocks would reset its state): its endpoint URL."""
+    from bloodbank.local import engines
+
+    port = engines.free_port()
+    logs = Path(tmp_path_factory.mktemp("moto")) / "moto.log"
+    engine = engines.moto_server(port, logs)
+    engine.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        engine.stop()
