@@ -27,14 +27,14 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-from jose import jwk, jwt  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jose import jwk, jwt
+from starlette.testclient import TestClient
 
-from bloodbank.bootstrap import Container, build_container  # noqa: E402
-from bloodbank.cursor import CursorCodec  # noqa: E402
-from bloodbank.fakes import (  # noqa: E402
+from bloodbank.bootstrap import Container, build_container
+from bloodbank.cursor import CursorCodec
+from bloodbank.fakes import (
     FakeProbe,
     FixedClock,
     InMemoryDirectory,
@@ -42,8 +42,8 @@ from bloodbank.fakes import (  # noqa: E402
     SequentialIds,
     StaticKeySet,
 )
-from bloodbank.local import seed  # noqa: E402
-from bloodbank.settings import Settings  # noqa: E402
+from bloodbank.local import seed
+from bloodbank.settings import Settings
 
 REGION = "us-east-1"
 POOL_ID = "us-east-1_TESTPOOL"
@@ -67,8 +67,12 @@ def _new_key(kid: str) -> SigningKey:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     public = key.public_key()
-    public_pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    public_der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    public_der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     public_jwk = {**jwk.construct(public_pem, "RS256").to_dict(), "kid": kid, "use": "sig"}
     return SigningKey(private_pem, public_pem, public_der, public_jwk)
 
@@ -200,7 +204,9 @@ class Api:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = token
-        response = self.client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=sent)
+        response = self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=sent
+        )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
