@@ -12,13 +12,25 @@ import sys
 _configured = False
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stdout`` is at the time (Lambda and test runners replace it)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure(level: str = "INFO") -> None:
     global _configured
     if _configured:
         return
     from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _StdoutHandler()
     handler.setFormatter(LambdaPowertoolsFormatter(service="bloodbank"))
     root = logging.getLogger("bloodbank")
     root.handlers[:] = [handler]

@@ -21,12 +21,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from bloodbank import logs
 from bloodbank.bootstrap import Container
 from bloodbank.errors import AppError, DependencyUnavailable, ServiceUnavailable
 from schema import schema
 from schema.context import RequestContext
+from schema.errors import public_error
 
 log = logging.getLogger("bloodbank.server")
 
@@ -128,6 +131,13 @@ class BloodBankGraphQL(GraphQL[RequestContext, None]):
             allow_queries_via_get=True,
         )
         self.container = container
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """Errors raised before the error policy could see them (e.g. in parsing) get the same treatment."""
+        if result.errors:
+            rid = request.scope.get("state", {}).get("request_id", "-")
+            result.errors = [public_error(e, rid) for e in result.errors]
+        return await super().process_result(request, result)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -29,8 +29,10 @@ def _where(exc: BaseException) -> list[str]:
 def public_error(error: GraphQLError, request_id: str, operation: str | None = None) -> GraphQLError:
     """The error as a client may see it."""
     original = error.original_error
-    if isinstance(original, GraphQLError) and original is not error:
-        return public_error(original, request_id, operation)
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error  # graphql-core wraps errors in errors; find the cause
+    if isinstance(original, GraphQLError):
+        original = None  # only GraphQL's own errors: decided by where they happened, below
     if isinstance(original, AppError):
         ext: dict[str, object] = original.extensions()
         return GraphQLError(

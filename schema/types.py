@@ -72,9 +72,11 @@ class RegisterDonorInput:
     last_name: str
     email: str
     site_id: strawberry.ID
-    phone: str | None = strawberry.field(default=None, description="International format, e.g. +14155550123.")
+    phone: str | None = strawberry.field(
+        default=strawberry.UNSET, description="International format, e.g. +14155550123."
+    )
     blood_group: BloodGroup | None = strawberry.field(  # type: ignore[valid-type]
-        default=None, description="Staff only: the lab-confirmed blood group, if known."
+        default=strawberry.UNSET, description="Staff only: the lab-confirmed blood group, if known."
     )
 
 

@@ -6,6 +6,7 @@ Used by the local stack and the tests. On AWS the SAM template in ``infra/`` cre
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import urllib.error
@@ -23,8 +24,9 @@ from bloodbank.storage.table import table_definition
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
+@functools.lru_cache(maxsize=32)
 def client(service: str, endpoint: str | None, region: str) -> Any:
-    """A boto3 client; with an endpoint it talks to the local engine using dummy credentials."""
+    """A boto3 client (one per service and endpoint); with an endpoint it uses dummy local credentials."""
     extra: dict[str, Any] = dict(LOCAL_CREDENTIALS) if endpoint else {}
     config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
     return boto3.client(service, endpoint_url=endpoint, region_name=region, config=config, **extra)

@@ -42,6 +42,7 @@ class KeySet:
 
     source: KeySetSource
     refetch_interval_seconds: float = 60.0
+    retry_after_failure_seconds: float = 5.0
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
@@ -50,12 +51,16 @@ class KeySet:
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
+        # An attempt counts even when it fails, so an outage is not hammered; but after a failure
+        # the next attempt comes sooner than the normal interval.
+        now = self.clock()
+        self._fetched_at = now - self.refetch_interval_seconds + self.retry_after_failure_seconds
         document = self.source.fetch()
         found = document.get("keys")
         if not isinstance(found, list):
             raise DependencyUnavailable("key set has no 'keys' list")
+        self._fetched_at = now
         self._keys = {k["kid"]: k for k in found if isinstance(k, dict) and isinstance(k.get("kid"), str)}
-        self._fetched_at = self.clock()
 
     def get(self, kid: str) -> dict[str, Any] | None:
         with self._lock:
@@ -121,7 +126,7 @@ class TokenVerifier:
             client = claims.get("aud")
         else:
             raise _reject("neither an access nor an ID token")
-        if client not in self.client_ids:
+        if not isinstance(client, str) or client not in self.client_ids:
             raise _reject("issued to another app client")
         if not isinstance(claims.get("sub"), str):
             raise _reject("no subject")

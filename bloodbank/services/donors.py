@@ -40,11 +40,11 @@ class DonorService:
     clock: Clock
     new_id: IdGenerator
 
-    def _forbid_staff_only(self, identity: Identity, values: Mapping[str, object]) -> None:
+    def _forbid_staff_only(self, identity: Identity, values: Mapping[str, object], *, creating: bool) -> None:
         if identity.is_staff:
             return
         for name in STAFF_ONLY_FIELDS:
-            if name in values:
+            if name in values and not (creating and values[name] is None):
                 raise Forbidden(f"Only blood service staff can set {rules.client_name(name)}")
 
     def register(self, identity: Identity, values: Mapping[str, object]) -> Donor:
@@ -53,7 +53,7 @@ class DonorService:
             donor_id = self.new_id()
         elif identity.is_donor:
             donor_id = identity.sub
-            self._forbid_staff_only(identity, values)
+            self._forbid_staff_only(identity, values, creating=True)
         else:
             raise Forbidden("Only staff or the donor themself can register a donor")
         details = rules.validate_new(values)
@@ -76,7 +76,7 @@ class DonorService:
         donor_id = _donor_id(donor_id)
         if not identity.is_staff and not (identity.is_donor and donor_id == identity.sub):
             raise Forbidden("Donors can only change their own record")
-        self._forbid_staff_only(identity, values)
+        self._forbid_staff_only(identity, values, creating=False)
         if not values:
             raise BadUserInput("Set at least one field to change")
         changes = rules.validate_changes(values)

@@ -7,9 +7,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError
 from pynamodb.expressions.condition import Condition
-from pynamodb.transactions import TransactWrite
 
 from bloodbank.cursor import CursorCodec
 from bloodbank.domain.blood import BloodGroup
@@ -20,7 +19,7 @@ from bloodbank.ports import Page
 from bloodbank.storage import keys
 from bloodbank.storage.models import DonorEmailItem, DonorItem, SiteItem, TableBinding, TableItem
 from bloodbank.storage.planning import FILTER_ATTRIBUTES, plan
-from bloodbank.storage.transactions import cancellation_codes, retry_on_transaction_conflict
+from bloodbank.storage.transactions import ConditionsFailed, Transaction, retry_on_transaction_conflict
 
 # A page with a filter reads at most this many items before it returns what it has.
 MAX_EVALUATED_PER_PAGE = 2000
@@ -110,28 +109,25 @@ class DynamoDonorRepository:
 
     @retry_on_transaction_conflict
     def create(self, donor: Donor) -> None:
-        item = _to_item(donor)
-        site = keys.site(donor.site_id)
+        tx = Transaction(self._binding.connection())
+        tx.check("site", SiteItem, keys.site(donor.site_id), SiteItem.pk.exists())
+        tx.put("donor", _to_item(donor), DonorItem.pk.does_not_exist())
+        tx.put("email", _email_claim(donor.email, donor.id), DonorEmailItem.pk.does_not_exist())
         try:
-            with TransactWrite(connection=self._binding.connection()) as tx:
-                tx.condition_check(SiteItem, site.pk, site.sk, condition=SiteItem.pk.exists())
-                tx.save(item, condition=DonorItem.pk.does_not_exist())
-                tx.save(_email_claim(donor.email, donor.id), condition=DonorEmailItem.pk.does_not_exist())
-        except TransactWriteError as exc:
-            site_missing, donor_exists, email_taken = cancellation_codes(exc, 3)
-            if site_missing:
+            tx.commit()
+        except ConditionsFailed as failed:
+            if "site" in failed.failed:
                 raise BadUserInput.of([FieldProblem("input.siteId", "is not a known site")]) from None
-            if donor_exists:
+            if "donor" in failed.failed:
                 raise Conflict("This donor is already registered") from None
-            if email_taken:
-                raise Conflict("Another donor is already registered with this e-mail address") from None
-            raise
+            raise _email_taken() from None
 
     @retry_on_transaction_conflict
     def update(self, donor: Donor, previous: Donor) -> None:
         item = _to_item(donor)
         unchanged = DonorItem.version == previous.version
-        if donor.email.casefold() == previous.email.casefold() and donor.site_id == previous.site_id:
+        email_moves = keys.donor_email(donor.email) != keys.donor_email(previous.email)
+        if not email_moves and donor.site_id == previous.site_id:
             try:
                 item.save(condition=unchanged)
             except PutError as exc:
@@ -139,26 +135,22 @@ class DynamoDonorRepository:
                     raise _stale() from None
                 raise
             return
-        site = keys.site(donor.site_id)
-        old_claim = keys.donor_email(previous.email)
+        tx = Transaction(self._binding.connection())
+        tx.check("site", SiteItem, keys.site(donor.site_id), SiteItem.pk.exists())
+        tx.put("donor", item, unchanged)
+        if email_moves:
+            tx.delete(
+                "old email", _email_claim(previous.email, donor.id), DonorEmailItem.donor_id == donor.id
+            )
+            tx.put("email", _email_claim(donor.email, donor.id), DonorEmailItem.pk.does_not_exist())
         try:
-            with TransactWrite(connection=self._binding.connection()) as tx:
-                tx.save(item, condition=unchanged)
-                tx.condition_check(SiteItem, site.pk, site.sk, condition=SiteItem.pk.exists())
-                if old_claim != keys.donor_email(donor.email):
-                    tx.delete(
-                        _email_claim(previous.email, donor.id), condition=DonorEmailItem.donor_id == donor.id
-                    )
-                    tx.save(_email_claim(donor.email, donor.id), condition=DonorEmailItem.pk.does_not_exist())
-        except TransactWriteError as exc:
-            stale, site_missing, *claims = cancellation_codes(exc, 4)
-            if stale:
+            tx.commit()
+        except ConditionsFailed as failed:
+            if failed.failed & {"donor", "old email"}:
                 raise _stale() from None
-            if site_missing:
+            if "site" in failed.failed:
                 raise BadUserInput.of([FieldProblem("input.siteId", "is not a known site")]) from None
-            if any(claims):
-                raise Conflict("Another donor is already registered with this e-mail address") from None
-            raise
+            raise _email_taken() from None
 
     def list(self, where: Expr | None, limit: int, next_token: str | None) -> Page[Donor]:
         p = plan(where)
@@ -193,6 +185,10 @@ class DynamoDonorRepository:
                 break
         token = self._cursors.encode(resume, scope) if resume else None
         return Page([_to_donor(i) for i in found], token)
+
+
+def _email_taken() -> Conflict:
+    return Conflict("Another donor is already registered with this e-mail address")
 
 
 def _stale() -> Conflict:

@@ -1,0 +1,171 @@
+"""`bloodbank serve` end to end, as a newcomer uses it: start, sign in, query, stop, start again.
+
+Runs the real stack (DynamoDB Local on Java, a moto server, uvicorn) as a child process on free ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bloodbank.local.engines import free_port
+
+pytestmark = pytest.mark.stack
+LIST = "{ listDonors(limit: 5) { items { id bloodGroup } nextToken } }"
+
+
+class Stack:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port, self.ddb_port, self.moto_port = free_port(), free_port(), free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bloodbank.cli", *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+        )
+
+    def serve_command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "bloodbank.cli", "serve", "--port", str(self.port),
+            "--dynamodb-port", str(self.ddb_port), "--moto-port", str(self.moto_port),
+            "--data-dir", str(self.data_dir),
+        ]  # fmt: skip
+
+    @contextmanager
+    def running(self) -> Iterator[subprocess.Popen[str]]:
+        process = subprocess.Popen(
+            self.serve_command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=os.environ.copy(),
+        )
+        try:
+            self.wait_healthy(process)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # what Ctrl-C does
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    raise
+            process.stdout.close()  # type: ignore[union-attr]
+
+    def wait_healthy(self, process: subprocess.Popen[str]) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"serve exited: {process.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        raise AssertionError("the stack did not become healthy")
+
+    def gql(
+        self, query: str, token: str | None = None, variables: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        headers = {"content-type": "application/json", **({"Authorization": token} if token else {})}
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers=headers,
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+
+    def token(self, role: str) -> str:
+        return self.cli("token", "--as", role).stdout.strip()
+
+
+def port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_serve_sign_in_query_stop_and_find_the_data_again(tmp_path: Path) -> None:
+    stack = Stack(tmp_path / "state")
+    with stack.running():
+        staff = stack.token("staff")
+        listed = stack.gql(LIST, staff)["data"]["listDonors"]
+        assert len(listed["items"]) == 5
+        assert all(d["bloodGroup"] for d in listed["items"])
+        assert listed["nextToken"]
+        anonymous = stack.gql(LIST)
+        assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+        created = stack.gql(
+            "mutation($i: RegisterDonorInput!) { registerDonor(input: $i) { id } }",
+            staff,
+            {
+                "i": {
+                    "firstName": "Persis",
+                    "lastName": "Tent",
+                    "email": "persist@example.org",
+                    "siteId": "site-south",
+                }
+            },
+        )["data"]["registerDonor"]
+        demo_donor = stack.gql("{ me { id email bloodGroup } }", stack.token("donor"))["data"]["me"]
+        assert demo_donor["email"] == "donor@example.org"
+        hospital = stack.gql("{ listDonors { items { id } } }", stack.token("hospital"))
+        assert hospital["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+        # Seeding again while running changes nothing, and a second stack is refused with a clear message.
+        count = len(
+            stack.gql("{ listDonors(limit: 100) { items { id } } }", staff)["data"]["listDonors"]["items"]
+        )
+        assert stack.cli("seed").returncode == 0
+        again = stack.gql("{ listDonors(limit: 100) { items { id } } }", staff)["data"]["listDonors"]["items"]
+        assert len(again) == count
+        second = subprocess.run(
+            stack.serve_command(), capture_output=True, text=True, timeout=60, check=False
+        )
+        assert second.returncode == 2
+        assert "already in use" in second.stderr
+        assert "Traceback" not in second.stderr
+
+    # Ctrl-C stopped every child: all three ports are free again.
+    assert all(port_is_free(p) for p in (stack.port, stack.ddb_port, stack.moto_port))
+    assert "not running" in stack.cli("token", "--as", "staff", check=False).stderr
+
+    with stack.running():
+        staff = stack.token("staff")
+        found = stack.gql("query($id: ID!) { getDonor(id: $id) { lastName } }", staff, {"id": created["id"]})
+        assert found["data"]["getDonor"] == {"lastName": "Tent"}
+        # The demo donor signs in to a fresh user pool and is still the same donor record.
+        assert stack.gql("{ me { id email bloodGroup } }", stack.token("donor"))["data"]["me"] == demo_donor

@@ -1,0 +1,76 @@
+"""Stores under test: the in-memory fake, in-process moto, and DynamoDB Local (Amazon's engine)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from bloodbank.adapters.provisioning import client, ensure_table
+from bloodbank.cursor import CursorCodec
+from bloodbank.fakes import InMemoryDirectory, InMemoryDonorRepository
+from bloodbank.local import seed
+from bloodbank.ports import DonorRepository
+from bloodbank.storage.directory import DynamoDirectory
+from bloodbank.storage.donors import DynamoDonorRepository
+from bloodbank.storage.models import TableBinding, bind
+from tests.conftest import PAGE_SECRET, REGION
+
+ENGINES = ["memory", "moto", "dynamodb-local"]
+
+
+@dataclass
+class Store:
+    engine: str
+    donors: DonorRepository
+    directory: Any
+    raw: Callable[[str, str], dict[str, Any] | None]  # (pk, sk) -> the item as DynamoDB stores it
+
+
+def _dynamo_store(engine: str, endpoint: str | None) -> Store:
+    name = f"bloodbank-{uuid.uuid4().hex[:12]}"
+    ensure_table(endpoint, REGION, name)
+    binding = TableBinding(name, REGION, endpoint)
+    bind(binding)
+    directory = DynamoDirectory()
+    for site in seed.SITES:
+        directory.put_site(site)
+    for hospital in seed.HOSPITALS:
+        directory.put_hospital(hospital)
+    ddb = client("dynamodb", endpoint, REGION)
+
+    def raw(pk: str, sk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = ddb.get_item(
+            TableName=name, Key={"pk": {"S": pk}, "sk": {"S": sk}}
+        ).get("Item")
+        return item
+
+    return Store(engine, DynamoDonorRepository(binding, CursorCodec(PAGE_SECRET)), directory, raw)
+
+
+@pytest.fixture(params=ENGINES)
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    engine = request.param
+    if engine == "memory":
+        directory = InMemoryDirectory(site_list=list(seed.SITES), hospital_list=list(seed.HOSPITALS))
+        yield Store(
+            engine,
+            InMemoryDonorRepository(directory, CursorCodec(PAGE_SECRET)),
+            directory,
+            lambda pk, sk: None,
+        )
+    elif engine == "moto":
+        with mock_aws():
+            yield _dynamo_store(engine, None)
+    else:
+        yield _dynamo_store(engine, request.getfixturevalue("dynamodb_local"))
+
+
+@pytest.fixture
+def ddb_store(dynamodb_local: str) -> Store:
+    """DynamoDB Local only: races, transactions and conditions need the real engine."""
+    return _dynamo_store("dynamodb-local", dynamodb_local)
