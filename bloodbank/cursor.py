@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 from bloodbank.errors import BadUserInput
 
@@ -21,9 +23,19 @@ MAX_TOKEN_LENGTH = 4096
 
 class CursorCodec:
     def __init__(self, secret: str, lifetime_seconds: int = TOKEN_LIFETIME_SECONDS) -> None:
-        digest = hashlib.sha256(b"bloodbank/page-token/v1\x00" + secret.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+        self._key = base64.urlsafe_b64encode(
+            hashlib.sha256(b"bloodbank/page-token/v1\x00" + secret.encode()).digest()
+        )
         self._lifetime = lifetime_seconds
+        self._cipher: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._cipher is None:  # imported on first use: most requests never page
+            from cryptography.fernet import Fernet
+
+            self._cipher = Fernet(self._key)
+        return self._cipher
 
     @staticmethod
     def _scope_of(scope: str) -> str:
@@ -37,6 +49,8 @@ class CursorCodec:
     def decode(self, token: str, scope: str) -> dict[str, object]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise BadUserInput("nextToken is not a token this API issued")
+        from cryptography.fernet import InvalidToken
+
         try:
             raw = self._fernet.decrypt(token.encode(), ttl=self._lifetime)
         except (InvalidToken, ValueError):

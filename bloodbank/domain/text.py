@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from bloodbank.errors import FieldProblem
 
 MAX_NAME_LENGTH = 100
@@ -56,6 +53,11 @@ def email_address(field: str, value: str) -> str:
     """A deliverable-looking address in normal form; no SMTPUTF8 (SES cannot send to those)."""
     if len(value) > MAX_EMAIL_LENGTH or _has_control(value):
         raise Invalid(FieldProblem(field, "is not a valid e-mail address"))
+    from email_validator import (
+        EmailNotValidError,
+        validate_email,
+    )  # only writes need it: keeps cold starts short
+
     try:
         result = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
@@ -67,6 +69,8 @@ def phone_number(field: str, value: str) -> str:
     """A phone number in international form, returned as E.164 (``+14155550123``)."""
     if len(value) > 32 or _has_control(value):
         raise Invalid(FieldProblem(field, "is not a valid phone number"))
+    import phonenumbers  # imported here: only writes need it, and cold starts stay short
+
     hint = "use international format with country code, e.g. +14155550123"
     if not value.strip().startswith("+"):
         raise Invalid(FieldProblem(field, hint))

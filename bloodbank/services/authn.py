@@ -48,6 +48,7 @@ class KeySet:
     def __post_init__(self) -> None:
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at: float | None = None
+        self._failing = False
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
@@ -55,20 +56,26 @@ class KeySet:
         # the next attempt comes sooner than the normal interval.
         now = self.clock()
         self._fetched_at = now - self.refetch_interval_seconds + self.retry_after_failure_seconds
+        self._failing = True
         document = self.source.fetch()
         found = document.get("keys")
         if not isinstance(found, list):
             raise DependencyUnavailable("key set has no 'keys' list")
-        self._fetched_at = now
         self._keys = {k["kid"]: k for k in found if isinstance(k, dict) and isinstance(k.get("kid"), str)}
+        self._fetched_at, self._failing = now, False
 
     def get(self, kid: str) -> dict[str, Any] | None:
+        """The key, None if the pool does not have it; DependencyUnavailable if that cannot be known."""
         with self._lock:
             if kid in self._keys:
                 return self._keys[kid]
             due = self._fetched_at is None or self.clock() - self._fetched_at >= self.refetch_interval_seconds
             if due:
                 self._refresh()
+            elif self._failing:
+                # Waiting to retry a failed fetch: an unknown kid may be a valid new key, so this
+                # is an outage to report, not a verdict on the token.
+                raise DependencyUnavailable("key set unavailable; retrying shortly")
             return self._keys.get(kid)
 
     def warm(self) -> None:
@@ -154,9 +161,11 @@ class Authenticator:
         claims = self.verifier.verify(token)
         groups = parse_groups(claims.get("cognito:groups"))
         username = claims.get("username") or claims.get("cognito:username") or claims["sub"]
-        hospital_id = claims.get("custom:hospital_id")
-        if Group.HOSPITALS in groups and not isinstance(hospital_id, str):
-            hospital_id = self.directory.hospital_of(claims["sub"])
+        hospital_id = None
+        if Group.HOSPITALS in groups:  # only hospital users act for a hospital
+            hospital_id = claims.get("custom:hospital_id")
+            if not isinstance(hospital_id, str) or not hospital_id:
+                hospital_id = self.directory.hospital_of(claims["sub"])
         return Identity(
             sub=claims["sub"],
             username=str(username),
