@@ -40,17 +40,32 @@ class Container:
 
 @dataclass
 class _KeySetProbe:
-    """The identity provider's key set is reachable (checked at most every 30 s)."""
+    """The identity provider's key set is reachable."""
 
     source: KeySetSource
     name: str = "cognito"
+
+    def check(self) -> None:
+        self.source.fetch()
+
+
+@dataclass
+class CachedProbe:
+    """Remembers a success for a while, so a public /health cannot hammer a dependency."""
+
+    probe: HealthProbe
+    ttl_seconds: float = 10.0
     _ok_until: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.probe.name
 
     def check(self) -> None:
         if time.monotonic() < self._ok_until:
             return
-        self.source.fetch()
-        self._ok_until = time.monotonic() + 30
+        self.probe.check()
+        self._ok_until = time.monotonic() + self.ttl_seconds
 
 
 def build_container(
@@ -76,12 +91,12 @@ def build_container(
         bind(binding)
         donors = donors or DynamoDonorRepository(binding, cursors)
         directory = directory or DynamoDirectory()
-        real_probes.append(TableProbe(binding))
+        real_probes.append(CachedProbe(TableProbe(binding)))
     if key_source is None:
         from bloodbank.adapters.jwks import HttpKeySetSource
 
         key_source = HttpKeySetSource(settings.jwks_url)
-    real_probes.append(_KeySetProbe(key_source))
+    real_probes.append(CachedProbe(_KeySetProbe(key_source), ttl_seconds=30))
     verifier = TokenVerifier(KeySet(key_source), settings.token_issuer, settings.client_ids)
     return Container(
         settings=settings,

@@ -90,3 +90,10 @@ class ServiceUnavailable(AppError):
 
     code = "INTERNAL_SERVER_ERROR"
     error_type = "ServiceUnavailable"
+
+    def __init__(self, message: str, request_id: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+    def extensions(self) -> dict[str, object]:
+        return {**super().extensions(), "requestId": self.request_id}

@@ -51,7 +51,8 @@ class IdGenerator(Protocol):
 
 
 class HealthProbe(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def check(self) -> None:
         """Return if the dependency answers; raise with a short reason otherwise."""

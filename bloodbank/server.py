@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -64,12 +65,11 @@ def request_id_of(scope: Scope) -> str:
     return str(uuid.uuid4())
 
 
-class RequestIdAndLimits:
-    """Gives each request an id (echoed as ``x-request-id``) and refuses bodies over the limit."""
+class RequestIds:
+    """Gives each request an id, kept in ``scope["state"]`` and echoed as ``x-request-id``."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -77,9 +77,28 @@ class RequestIdAndLimits:
             return
         rid = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = rid
-        if scope["type"] == "websocket":
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                message["headers"] = [*headers, (b"x-request-id", rid.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class BodyLimit:
+    """Refuses request bodies over the limit (by Content-Length, or while reading) with a 413."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        rid = scope.get("state", {}).get("request_id", "-")
         for name, value in scope.get("headers", []):
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body_bytes):
                 await too_large(rid, self.max_body_bytes)(scope, receive, send)
@@ -94,15 +113,18 @@ class RequestIdAndLimits:
                 raise _BodyTooLarge
             return message
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
             await too_large(rid, self.max_body_bytes)(scope, receive, send)
+
+
+_HTTP_ERROR_TYPES = {
+    400: "BadRequestException",
+    405: "MethodNotAllowedException",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaTypeException",
+}
 
 
 class _BodyTooLarge(Exception):
@@ -132,6 +154,25 @@ class BloodBankGraphQL(GraphQL[RequestContext, None]):
         )
         self.container = container
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as refused:  # malformed request, GET with a mutation, ...: a GraphQL error too
+            rid = scope.get("state", {}).get("request_id", "-")
+            response = _error_response(
+                refused.status_code,
+                refused.reason,
+                "BAD_USER_INPUT",
+                _HTTP_ERROR_TYPES.get(refused.status_code, "BadRequestException"),
+                rid,
+            )
+            if refused.status_code == 405:
+                response.headers["allow"] = "POST" if scope["method"] == "GET" else "GET, POST"
+        await response(scope, receive, send)
+
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         """Errors raised before the error policy could see them (e.g. in parsing) get the same treatment."""
         if result.errors:
@@ -155,10 +196,11 @@ class BloodBankGraphQL(GraphQL[RequestContext, None]):
             context.identity = self.container.authenticator.identify(request.headers.get("authorization"))
         except AppError as rejected:
             context.auth_error = rejected
-        except DependencyUnavailable as down:
-            log.error("identity provider unavailable", extra={"request_id": rid, "reason": str(down)})
+        except Exception as down:
+            reason = str(down) if isinstance(down, DependencyUnavailable) else type(down).__name__
+            log.error("sign-in could not be checked", extra={"request_id": rid, "reason": reason})
             context.auth_error = ServiceUnavailable(
-                f"Sign-in could not be checked right now; try again shortly (request id {rid})"
+                f"Sign-in could not be checked right now; try again shortly (request id {rid})", rid
             )
         return context
 
@@ -194,8 +236,8 @@ def create_app(container: Container) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/health", health_endpoint(container), methods=["GET"]),
         ],
-        middleware=[
-            Middleware(RequestIdAndLimits, max_body_bytes=container.settings.max_body_bytes),
+        middleware=[  # outermost first: every response, errors included, has an id and CORS headers
+            Middleware(RequestIds),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(container.settings.cors_origins),
@@ -204,5 +246,6 @@ def create_app(container: Container) -> Starlette:
                 expose_headers=["x-request-id"],
                 max_age=600,
             ),
+            Middleware(BodyLimit, max_body_bytes=container.settings.max_body_bytes),
         ],
     )

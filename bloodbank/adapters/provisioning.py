@@ -81,6 +81,9 @@ def ensure_user_pool(moto_endpoint: str, region: str, name: str) -> LocalUserPoo
             UserPoolId=pool_id,
             ClientName="web",
             GenerateSecret=False,
+            # Users must not be able to move themselves to another hospital.
+            ReadAttributes=["email", "email_verified", "custom:hospital_id"],
+            WriteAttributes=["email"],
             ExplicitAuthFlows=[
                 "ALLOW_USER_SRP_AUTH",
                 "ALLOW_USER_PASSWORD_AUTH",

@@ -124,8 +124,9 @@ class TokenVerifier:
             raise _reject("expired") from None
         except JWTClaimsError as exc:
             raise _reject(f"claims rejected ({exc})") from None
-        except JWTError:
-            raise _reject("bad signature") from None
+        except JWTError as exc:
+            missing = "missing required key" in str(exc)
+            raise _reject("a required claim is missing" if missing else "bad signature") from None
         token_use = claims.get("token_use")
         if token_use == "access":  # noqa: S105 - a claim value, not a password
             client = claims.get("client_id")

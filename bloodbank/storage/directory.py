@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from bloodbank.domain.blood import Jurisdiction
 from bloodbank.domain.organisations import Hospital, Site
+from bloodbank.errors import DependencyUnavailable
 from bloodbank.storage import keys
 from bloodbank.storage.models import HospitalItem, HospitalMemberItem, SiteItem, TableItem
 
@@ -43,6 +44,8 @@ class DynamoDirectory:
             return str(HospitalMemberItem.get(key.pk, key.sk).hospital_id)
         except DoesNotExist:
             return None
+        except PynamoDBException as exc:
+            raise DependencyUnavailable(f"membership lookup failed: {type(exc).__name__}") from None
 
     # Writes used by seeding and administration.
     def put_site(self, site: Site) -> None:
