@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean
+.PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean \
+	build-GraphQLFunction
 
 serve: install
 	$(BIN)/bloodbank serve
@@ -32,6 +33,7 @@ check: lint typecheck layers schema-check
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/cfn-lint infra/template.yaml
 
 typecheck: $(PY_STAMP)
 	$(BIN)/mypy
@@ -53,6 +55,15 @@ unit: $(PY_STAMP)
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# `sam build` (infra/template.yaml, BuildMethod: makefile) runs this with ARTIFACTS_DIR set: the project
+# wheel and its pinned dependencies for Lambda's arm64 Python 3.11, compiled to .pyc on install.
+LAMBDA_TARGET := --platform manylinux2014_aarch64 --implementation cp --python-version 3.11 --only-binary=:all:
+build-GraphQLFunction: $(PY_STAMP)
+	rm -rf build/lambda-wheel
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir build/lambda-wheel .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(LAMBDA_TARGET) \
+		--target "$(ARTIFACTS_DIR)" build/lambda-wheel/*.whl
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,531 @@
+"""The SAM template in ``infra/`` and the code agree, and the template passes cfn-lint.
+
+The template is read with a small YAML loader that turns CloudFormation short tags (``!Ref``, ``!Sub``,
+...) into their long form, so these tests need neither cfn-lint nor network. Whatever the code defines
+(table keys, settings names, groups, CORS headers, routes) is taken from the code, never restated here.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+import tomllib
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from bloodbank.domain.identity import Group
+from bloodbank.settings import Settings, SettingsError
+from bloodbank.storage.table import table_definition
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+TEMPLATE = INFRA / "template.yaml"
+
+# Lambda's reserved variables: a function may not set them (AWS_REGION is also in Settings.as_env()).
+LAMBDA_RESERVED = {
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_REGION",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "LAMBDA_RUNTIME_DIR",
+    "LAMBDA_TASK_ROOT",
+}
+# Services that hold data: no wildcard in their action names, no "Resource: *" in identity policies.
+DATA_SERVICES = {"dynamodb", "s3", "kms", "secretsmanager", "sqs", "sns", "ses", "ssm", "logs"}
+FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
+
+
+# --- reading the template --------------------------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads ``!Tag value`` as CloudFormation's long form (``{"Fn::Tag": value}``)."""
+
+
+def _short_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        assert isinstance(node, yaml.MappingNode)
+        value = loader.construct_mapping(node, deep=True)
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_tag)
+
+
+@cache
+def template() -> dict[str, Any]:
+    loaded = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def resources(*types: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template()["Resources"].items() if r["Type"] in types}
+
+
+def only(type_: str) -> tuple[str, dict[str, Any]]:
+    found = resources(type_)
+    assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def props(resource: dict[str, Any]) -> dict[str, Any]:
+    return dict(resource.get("Properties", {}))
+
+
+def function_props(resource: dict[str, Any]) -> dict[str, Any]:
+    """A function's properties with SAM's ``Globals.Function`` merged in (the function's own win)."""
+    merged = (
+        dict(template().get("Globals", {}).get("Function", {}))
+        if resource["Type"].startswith("AWS::Serverless::")
+        else {}
+    )
+    merged.update(props(resource))
+    return merged
+
+
+def functions() -> dict[str, dict[str, Any]]:
+    found = resources(*FUNCTION_TYPES)
+    assert found, "the template defines no function"
+    return found
+
+
+def is_ref(value: Any, target: str) -> bool:
+    return value == {"Ref": target}
+
+
+def listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# --- a tiny evaluator: parameter defaults and stand-ins for what only exists once deployed ----------------
+
+
+def _secret_stand_in(secret_name: str) -> str:
+    """A value as long as the one the secret's generator makes (so Settings' length rule is checked)."""
+    secret = template()["Resources"][secret_name]
+    assert secret["Type"] == "AWS::SecretsManager::Secret", f"{secret_name} is not a secret"
+    generate = props(secret).get("GenerateSecretString")
+    assert generate, f"{secret_name} must be generated (GenerateSecretString), never typed in"
+    return "s" * int(generate.get("PasswordLength", 32))
+
+
+def evaluate(value: Any) -> Any:
+    """Resolve intrinsics the way a default deployment would, with placeholders for physical ids."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            parameter = template().get("Parameters", {}).get(arg)
+            if parameter is not None:
+                default = str(parameter["Default"])
+                return default.split(",") if parameter["Type"] == "CommaDelimitedList" else default
+            assert arg in template()["Resources"] or arg.startswith("AWS::"), f"Ref to unknown {arg}"
+            return f"{arg}-physical-id"
+        if key == "Fn::GetAtt":
+            return f"{arg[0]}-{arg[1]}"
+        if key == "Fn::Join":
+            separator, items = arg
+            items = evaluate(items)
+            return separator.join(str(evaluate(i)) for i in items)
+        if key == "Fn::Sub":
+            assert isinstance(arg, str), "Fn::Sub with a variable map is not evaluated here"
+            text = re.sub(
+                r"\{\{resolve:secretsmanager:\$\{(\w+)\}[^}]*\}\}", lambda m: _secret_stand_in(m[1]), arg
+            )
+            assert "{{resolve:" not in text, f"unsupported dynamic reference in {arg!r}"
+            return re.sub(r"\$\{([\w:]+)(?:\.(\w+))?\}", lambda m: evaluate({"Ref": m[1]}), text)
+        raise AssertionError(f"cannot evaluate {key} here; extend evaluate() in tests/infra")
+    if isinstance(value, list):
+        return [evaluate(v) for v in value]
+    return value
+
+
+# --- the table ---------------------------------------------------------------------------------------------
+
+
+def _by_name(items: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    return {item[key]: item for item in items}
+
+
+def test_table_keys_indexes_billing_and_stream_match_table_definition() -> None:
+    _, table = only("AWS::DynamoDB::Table")
+    p = props(table)
+    code = table_definition("ignored")
+
+    assert _by_name(p["AttributeDefinitions"], "AttributeName") == _by_name(
+        code["AttributeDefinitions"], "AttributeName"
+    )
+    assert p["KeySchema"] == code["KeySchema"]
+    template_indexes = _by_name(p.get("GlobalSecondaryIndexes", []), "IndexName")
+    code_indexes = _by_name(code["GlobalSecondaryIndexes"], "IndexName")
+    assert set(template_indexes) == set(code_indexes)
+    for name, index in code_indexes.items():
+        assert template_indexes[name]["KeySchema"] == index["KeySchema"], name
+        assert template_indexes[name]["Projection"] == index["Projection"], name
+    assert p["BillingMode"] == code["BillingMode"]
+    assert p["StreamSpecification"]["StreamViewType"] == code["StreamSpecification"]["StreamViewType"]
+    assert "LocalSecondaryIndexes" not in p, "table_definition() has no LSIs"
+
+
+def test_table_is_encrypted_with_a_rotated_key_backed_up_and_retained() -> None:
+    _, table = only("AWS::DynamoDB::Table")
+    p = props(table)
+    assert p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    sse = p["SSESpecification"]
+    assert sse["SSEEnabled"] is True
+    assert sse["SSEType"] == "KMS"
+    key_name = sse["KMSMasterKeyId"]["Fn::GetAtt"][0]
+    key = template()["Resources"][key_name]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert props(key)["EnableKeyRotation"] is True
+    # A retained table is unreadable without its key: both stay when the stack goes.
+    for resource in (table, key):
+        assert resource.get("DeletionPolicy") == "Retain"
+        assert resource.get("UpdateReplacePolicy") == "Retain"
+
+
+# --- the function: settings and handler --------------------------------------------------------------------
+
+
+def _aws_settings_env() -> dict[str, str]:
+    """``Settings.as_env()`` of settings as on AWS: no DynamoDB Local or moto endpoints."""
+    return Settings(
+        region="eu-west-2",
+        table_name="bloodbank",
+        user_pool_id="eu-west-2_example",
+        client_ids=frozenset({"client"}),
+        page_token_secret="p" * 32,
+    ).as_env()
+
+
+def _required_env_names() -> set[str]:
+    """Variables ``Settings.from_env`` cannot do without: leaving one out raises SettingsError."""
+    complete = _aws_settings_env()
+    Settings.from_env(complete)  # the complete set is fine
+    required = set()
+    for name in complete:
+        try:
+            Settings.from_env({k: v for k, v in complete.items() if k != name})
+        except SettingsError:
+            required.add(name)
+    return required
+
+
+def _environment(resource: dict[str, Any]) -> dict[str, Any]:
+    return dict(function_props(resource).get("Environment", {}).get("Variables", {}))
+
+
+def test_function_environment_names_are_the_ones_settings_reads() -> None:
+    allowed = set(_aws_settings_env()) - LAMBDA_RESERVED
+    required = _required_env_names()
+    assert required, "Settings.from_env should require something (pool, clients, page-token secret)"
+    for name, function in functions().items():
+        env = _environment(function)
+        assert not set(env) & LAMBDA_RESERVED, f"{name} sets variables Lambda reserves"
+        assert set(env) <= allowed, (
+            f"{name} sets variables Settings never reads: {sorted(set(env) - allowed)}"
+        )
+        missing = required - LAMBDA_RESERVED - set(env)
+        assert not missing, f"{name} lacks required settings {sorted(missing)}"
+
+
+def test_function_environment_refers_to_this_stack_and_parses_into_settings() -> None:
+    table_name, _ = only("AWS::DynamoDB::Table")
+    pool_name, _ = only("AWS::Cognito::UserPool")
+    clients = {
+        n
+        for n, c in resources("AWS::Cognito::UserPoolClient").items()
+        if is_ref(props(c)["UserPoolId"], pool_name)
+    }
+    assert clients, "the user pool has no app client"
+    for name, function in functions().items():
+        env = _environment(function)
+        assert is_ref(env["BLOODBANK_TABLE"], table_name), name
+        assert is_ref(env["BLOODBANK_USER_POOL_ID"], pool_name), name
+        client_ids = env["BLOODBANK_USER_POOL_CLIENT_IDS"]
+        assert client_ids["Fn::Join"][0] == ","
+        assert {i["Ref"] for i in client_ids["Fn::Join"][1]} == clients, f"{name}: accept every app client"
+        secret = env["BLOODBANK_PAGE_TOKEN_SECRET"]
+        assert isinstance(secret, dict), f"{name}: the page-token secret must not be a literal"
+        assert "{{resolve:secretsmanager:" in secret.get("Fn::Sub", ""), (
+            f"{name}: resolve it from Secrets Manager"
+        )
+
+        values = {k: str(evaluate(v)) for k, v in env.items()}
+        settings = Settings.from_env({**values, "AWS_REGION": "eu-west-2"})  # the default deployment's values
+        assert settings.dynamodb_endpoint is None
+        assert settings.aws_endpoint is None
+        assert settings.token_issuer.startswith("https://cognito-idp.eu-west-2.amazonaws.com/")
+
+
+def test_log_level_choices_are_python_levels() -> None:
+    for level in template()["Parameters"]["LogLevel"]["AllowedValues"]:
+        assert isinstance(logging.getLevelName(Settings.from_env(_minimal_env(level)).log_level), int), level
+
+
+def _minimal_env(log_level: str) -> dict[str, str]:
+    return {
+        "BLOODBANK_USER_POOL_ID": "eu-west-2_example",
+        "BLOODBANK_USER_POOL_CLIENT_IDS": "client",
+        "BLOODBANK_PAGE_TOKEN_SECRET": "p" * 32,
+        "BLOODBANK_LOG_LEVEL": log_level,
+    }
+
+
+def _top_level_names(source: Path) -> set[str]:
+    """Names a module binds at top level, read with ``ast`` (importing handler.py would build the app)."""
+    names: set[str] = set()
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _packaged_top_level_names() -> set[str]:
+    """Top-level modules and package patterns the wheel (and so the Lambda package) contains."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    return set(setuptools.get("py-modules", [])) | {
+        p.rstrip("*") for p in setuptools.get("packages", {}).get("find", {}).get("include", [])
+    }
+
+
+def test_every_function_handler_exists_and_is_packaged() -> None:
+    for name, function in functions().items():
+        p = function_props(function)
+        code_dir = (INFRA / p["CodeUri"]).resolve()
+        module, _, attribute = p["Handler"].rpartition(".")
+        assert module, f"{name}: Handler must be module.attribute"
+        assert attribute, f"{name}: Handler must be module.attribute"
+        as_file = code_dir / Path(*module.split(".")).with_suffix(".py")
+        as_package = code_dir / Path(*module.split(".")) / "__init__.py"
+        source = as_file if as_file.is_file() else as_package
+        assert source.is_file(), f"{name}: no module {module} under {code_dir}"
+        assert attribute in _top_level_names(source), f"{name}: {module} does not define {attribute}"
+        assert module.split(".")[0] in _packaged_top_level_names(), f"{name}: {module} is not in the wheel"
+
+
+def test_every_function_runtime_is_a_python_the_project_supports() -> None:
+    requires = SpecifierSet(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    )
+    for name, function in functions().items():
+        runtime = function_props(function)["Runtime"]
+        assert runtime.startswith("python"), f"{name}: {runtime}"
+        assert Version(runtime.removeprefix("python")) in requires, f"{name}: {runtime} vs {requires}"
+
+
+def test_makefile_builds_each_function_that_asks_for_it() -> None:
+    """``BuildMethod: makefile`` makes ``sam build`` run ``make build-<LogicalId>`` in the CodeUri folder."""
+    for name, function in functions().items():
+        if function.get("Metadata", {}).get("BuildMethod") != "makefile":
+            continue
+        makefile = (INFRA / function_props(function)["CodeUri"]).resolve() / "Makefile"
+        targets = re.findall(r"^([\w.-]+)\s*:", makefile.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        if f"build-{name}" not in targets:
+            pytest.skip(f"{makefile.name} has no build-{name} target yet, so sam build cannot package {name}")
+
+
+# --- identity ----------------------------------------------------------------------------------------------
+
+
+def test_user_pool_groups_are_the_code_groups() -> None:
+    pool_name, _ = only("AWS::Cognito::UserPool")
+    groups = [props(g) for g in resources("AWS::Cognito::UserPoolGroup").values()]
+    assert all(is_ref(g["UserPoolId"], pool_name) for g in groups)
+    assert sorted(g["GroupName"] for g in groups) == sorted(g.value for g in Group)
+
+
+def _custom_attributes_in_code() -> set[str]:
+    found: set[str] = set()
+    for folder in ("bloodbank", "schema", "resolvers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            found |= set(re.findall(r"custom:([A-Za-z0-9_]+)", path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_custom_attributes_the_code_reads_exist_and_no_client_can_write_them() -> None:
+    _, pool = only("AWS::Cognito::UserPool")
+    custom = {
+        a["Name"]: a for a in props(pool)["Schema"] if a["Name"] not in ("email", "name", "phone_number")
+    }
+    read_by_code = _custom_attributes_in_code()
+    assert read_by_code, "the code reads custom:hospital_id"
+    for attribute in read_by_code:
+        assert attribute in custom, f"custom:{attribute} is read by the code but not in the pool schema"
+        assert custom[attribute]["AttributeDataType"] == "String"
+    # A user who could write the attribute the code trusts for authorization could pick their hospital.
+    for name, client in resources("AWS::Cognito::UserPoolClient").items():
+        writable = props(client).get("WriteAttributes")
+        assert writable is not None, f"{name}: list WriteAttributes (the default is every writable attribute)"
+        assert not {f"custom:{a}" for a in read_by_code} & set(writable), name
+
+
+def test_user_pool_offers_totp_and_clients_use_srp_and_refresh_only() -> None:
+    _, pool = only("AWS::Cognito::UserPool")
+    p = props(pool)
+    assert p["MfaConfiguration"] in ("OPTIONAL", "ON")
+    assert "SOFTWARE_TOKEN_MFA" in p["EnabledMfas"]
+    for name, client in resources("AWS::Cognito::UserPoolClient").items():
+        flows = set(props(client)["ExplicitAuthFlows"])
+        assert flows <= {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}, f"{name}: {sorted(flows)}"
+
+
+# --- API ---------------------------------------------------------------------------------------------------
+
+
+def _served_routes() -> set[tuple[str, str]]:
+    """(method, path) of each Starlette ``Route`` in bloodbank/server.py, read with ``ast``."""
+    routes: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse((ROOT / "bloodbank" / "server.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Route" and node.args:
+            path = ast.literal_eval(node.args[0])
+            methods = next((ast.literal_eval(k.value) for k in node.keywords if k.arg == "methods"), ["GET"])
+            routes |= {(m.upper(), path) for m in methods}
+    assert routes, "no Route(...) found in bloodbank/server.py"
+    return routes
+
+
+def test_http_api_routes_are_served_by_the_app_and_have_no_authorizer() -> None:
+    api_name, api = only("AWS::Serverless::HttpApi")
+    assert "Auth" not in props(api), "the app verifies JWTs itself; /health and GraphiQL are public"
+    served = _served_routes()
+    routed: set[tuple[str, str]] = set()
+    for function in functions().values():
+        for event in function_props(function).get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            p = event["Properties"]
+            assert is_ref(p["ApiId"], api_name)
+            assert "Auth" not in p
+            routed.add((p["Method"].upper(), p["Path"]))
+    assert routed <= served, f"routes the app does not serve: {sorted(routed - served)}"
+    assert {("POST", "/graphql"), ("GET", "/graphql"), ("GET", "/health")} <= routed
+
+
+def test_http_api_cors_matches_the_server() -> None:
+    from bloodbank.server import CORS_HEADERS
+
+    _, api = only("AWS::Serverless::HttpApi")
+    cors = props(api)["CorsConfiguration"]
+    assert {h.lower() for h in cors["AllowHeaders"]} == {h.lower() for h in CORS_HEADERS}
+    assert set(cors["AllowMethods"]) == {"GET", "POST", "OPTIONS"}
+    assert "x-request-id" in {h.lower() for h in cors.get("ExposeHeaders", [])}
+    assert cors.get("AllowCredentials", False) is False, "tokens travel in headers, never in cookies"
+
+
+def test_function_log_group_has_retention() -> None:
+    for name, function in functions().items():
+        log_group = function_props(function).get("LoggingConfig", {}).get("LogGroup")
+        assert log_group, f"{name}: send logs to a log group of this template (LoggingConfig.LogGroup)"
+        resource = template()["Resources"][log_group["Ref"]]
+        assert resource["Type"] == "AWS::Logs::LogGroup"
+        assert "RetentionInDays" in props(resource), name
+
+
+# --- IAM ---------------------------------------------------------------------------------------------------
+
+
+def _statements(node: Any) -> Iterator[dict[str, Any]]:
+    """Every policy statement anywhere in the template (roles, key policies, resource policies)."""
+    if isinstance(node, dict):
+        statements = node.get("Statement")
+        if isinstance(statements, list) and all(isinstance(s, dict) and "Effect" in s for s in statements):
+            yield from statements
+        for value in node.values():
+            yield from _statements(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _statements(value)
+
+
+def test_policies_have_no_wildcard_actions() -> None:
+    statements = list(_statements(template()["Resources"]))
+    assert statements
+    for statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        assert "NotAction" not in statement, statement
+        for action in listed(statement["Action"]):
+            assert isinstance(action, str), f"write actions literally: {action}"
+            service, _, operation = action.partition(":")
+            assert action != "*", "an Allow of every action"
+            assert operation != "*", f"wildcard action {action}"
+            if service in DATA_SERVICES:
+                assert "*" not in operation, f"wildcard action on a data service: {action}"
+                if "Principal" not in statement:  # an identity policy: name the resources
+                    assert "*" not in listed(statement["Resource"]), f"{action} on every resource"
+
+
+def test_function_role_grants_what_the_code_calls_and_nothing_broader_on_the_table() -> None:
+    table_name = next(iter(resources("AWS::DynamoDB::Table")))
+    granted: dict[str, set[str]] = {}
+    for role in resources("AWS::IAM::Role").values():
+        for statement in _statements(props(role).get("Policies", [])):
+            for action in listed(statement["Action"]):
+                if action.startswith("dynamodb:"):
+                    for resource in listed(statement["Resource"]):
+                        granted.setdefault(action, set()).add(repr(resource))
+    table_arn = repr({"Fn::GetAtt": [table_name, "Arn"]})
+    indexes_arn = repr({"Fn::Sub": f"${{{table_name}.Arn}}/index/*"})
+    # Reads, conditional writes and TransactWriteItems (authorized per item), Query, GET /health.
+    needed = {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "ConditionCheckItem",
+        "Query",
+        "DescribeTable",
+    }
+    for operation in needed:
+        assert table_arn in granted.get(f"dynamodb:{operation}", set()), f"role lacks dynamodb:{operation}"
+    assert indexes_arn in granted["dynamodb:Query"], "role cannot query the GSIs"
+    never = {"Scan", "CreateTable", "DeleteTable", "UpdateTable", "PartiQLSelect", "PartiQLUpdate"}
+    assert not {f"dynamodb:{o}" for o in never} & set(granted), (
+        "access patterns never scan or manage the table"
+    )
+
+
+# --- cfn-lint ----------------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_no_errors() -> None:
+    api = pytest.importorskip("cfnlint.api", reason="cfn-lint is not installed (a dev dependency)")
+    matches = api.lint_file(TEMPLATE)
+    errors = [m for m in matches if m.rule.id.startswith("E")]
+    assert not errors, "\n".join(f"{m.rule.id} line {m.linenumber}: {m.message}" for m in errors)
