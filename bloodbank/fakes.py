@@ -71,6 +71,7 @@ class InMemoryDonorRepository:
         self._lock = threading.Lock()
         self.donors: dict[str, Donor] = {}
         self.calls: list[tuple[str, object]] = []
+        self._order: dict[tuple[str, int], dict[str, str]] = {}
 
     def _site_known(self, site_id: str) -> bool:
         return any(s.id == site_id for s in self._directory.site_list)
@@ -108,17 +109,25 @@ class InMemoryDonorRepository:
                 raise Conflict("Another donor is already registered with this e-mail address")
             self.donors[donor.id] = donor
 
+    def _sort_keys(self, d: Donor) -> dict[str, str]:
+        """Where the donor sorts in each index, as the table's keys say (kept per version)."""
+        cached = self._order.get((d.id, d.version))
+        if cached is None:
+            cached = {
+                "gsi1": keys.donor_by_site(d.site_id, d.blood_group, d.sort_name, d.id).sk,
+                "gsi2": keys.donor_by_group(d.blood_group, d.sort_name, d.id).sk,
+                "gsi3": keys.all_donors(d.sort_name, d.id).sk,
+            }
+            self._order[(d.id, d.version)] = cached
+        return cached
+
     def list(self, where: Expr | None, limit: int, next_token: str | None) -> Page[Donor]:
         self.calls.append(("list", canonical(where)))
         p = plan(where)
         scope = f"{p.scope}|{canonical(where)}"
 
         def order(d: Donor) -> str:
-            if p.index == "gsi1":
-                return keys.donor_by_site(d.site_id, d.blood_group, d.sort_name, d.id).sk
-            if p.index == "gsi2":
-                return keys.donor_by_group(d.blood_group, d.sort_name, d.id).sk
-            return keys.all_donors(d.sort_name, d.id).sk
+            return self._sort_keys(d)[p.index]
 
         def field_of(d: Donor) -> object:
             return lambda name: getattr(d, "id" if name == "id" else FILTER_ATTRIBUTES[name])

@@ -26,6 +26,7 @@ from resolvers.context import ResolverEvent
 from schema.auth import EVERYONE, STAFF, allow
 from schema.context import RequestContext
 from schema.errors import ErrorPolicy
+from schema.fast_paths import name_enum_values_directly, read_plain_fields_directly
 from schema.scalars import AWSDateTime
 from schema.types import (
     Donor,
@@ -161,3 +162,5 @@ schema = BloodBankSchema(
         ErrorPolicy,
     ],
 )
+read_plain_fields_directly(schema)
+name_enum_values_directly(schema)

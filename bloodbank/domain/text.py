@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -83,6 +84,7 @@ def phone_number(field: str, value: str) -> str:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
+@functools.lru_cache(maxsize=8192)
 def sort_form(value: str) -> str:
     """Case- and accent-insensitive form for ordering and prefix search: 'Zoë O'Neil' -> 'zoe oneil'."""
     stripped = "".join(

@@ -46,9 +46,13 @@ def donor_by_site(site_id: str, group: BloodGroup | None, sort_name: str, donor_
     return IndexKey("gsi1", f"DONORS#SITE#{site_id}", f"{_group(group)}#{sort_name}#{donor_id}")
 
 
-def donor_by_site_prefix(site_id: str, group: BloodGroup | None = None) -> tuple[str, str | None]:
-    """Partition and sort-key prefix of the site's donors (of one group, if given)."""
-    return f"DONORS#SITE#{site_id}", (f"{_group(group)}#" if group is not None else None)
+def donor_by_site_prefix(
+    site_id: str, group: BloodGroup | None = None, name_prefix: str | None = None
+) -> tuple[str, str | None]:
+    """Partition and sort-key prefix of the site's donors (of one group, and a sort-name prefix, if given)."""
+    if group is None:
+        return f"DONORS#SITE#{site_id}", None
+    return f"DONORS#SITE#{site_id}", f"{_group(group)}#{name_prefix or ''}"
 
 
 def donor_by_group(group: BloodGroup | None, sort_name: str, donor_id: str) -> IndexKey:

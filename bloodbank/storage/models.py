@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
@@ -120,30 +120,32 @@ def all_models() -> list[type[TableItem]]:
     return [TableItem, *TableItem.__subclasses__()]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TableBinding:
     """Where the table lives: its name and region, and an endpoint for DynamoDB Local (None on AWS)."""
 
     name: str
     region: str
     host: str | None = None
-    _connection: Connection | None = field(default=None, init=False, repr=False)
 
     def connection(self) -> Connection:
-        """The connection transactions go through; models keep their own (see ``bind``)."""
-        if self._connection is None:
-            self._connection = Connection(region=self.region, host=self.host, max_retry_attempts=3)
-        return self._connection
+        """The one connection (one botocore client) every model and transaction uses."""
+        return TableItem._get_connection().connection
 
     def clients(self) -> list[Any]:
-        """Every botocore client this binding uses, for request-counting hooks."""
-        return [self.connection().client, TableItem._get_connection().connection.client]
+        """The botocore client this binding uses, for request-counting hooks."""
+        return [self.connection().client]
 
 
 def bind(binding: TableBinding) -> None:
-    """Point every model at the binding's table. A process talks to one table at a time."""
+    """Point every model at the binding's table, sharing one connection. One table per process."""
     for model in all_models():
         model.Meta.table_name = binding.name
         model.Meta.region = binding.region
         model.Meta.host = binding.host
         model._connection = None
+    # Every entity has the table's keys and indexes, so they can share TableItem's connection:
+    # one botocore client to create (and count requests on), not one per model class.
+    shared = TableItem._get_connection()
+    for model in all_models():
+        model._connection = shared

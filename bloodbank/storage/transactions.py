@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -10,7 +11,6 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from bloodbank.storage import keys
 
@@ -90,10 +90,22 @@ def retry_on_transaction_conflict(fn: Callable[P, R]) -> Callable[P, R]:
     """Run a transaction again when it only lost a race with another one on the same items.
 
     The retry re-evaluates every condition, so a real conflict then shows as a failed condition.
+    The tenacity policy is built on first use, keeping its import out of cold starts.
     """
-    return retry(
-        retry=retry_if_exception(_collided),
-        stop=stop_after_attempt(4),
-        wait=wait_random_exponential(multiplier=0.02, max=0.25),
-        reraise=True,
-    )(fn)
+    retrying: Callable[P, R] | None = None
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        nonlocal retrying
+        if retrying is None:
+            from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+            retrying = retry(
+                retry=retry_if_exception(_collided),
+                stop=stop_after_attempt(4),
+                wait=wait_random_exponential(multiplier=0.02, max=0.25),
+                reraise=True,
+            )(fn)
+        return retrying(*args, **kwargs)
+
+    return wrapper

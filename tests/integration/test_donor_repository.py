@@ -116,6 +116,19 @@ def test_pages_are_ordered_by_family_name_and_chain_without_gaps(store: Store) -
         ({"not_": {"site_id": {"eq": "site-north"}}}, {5, 6, 7}),
         ({"last_name": {"between": ["L", "Lz"]}, "email": {"contains": "donor1"}}, {1}),
         ({"id": {"eq": "donor-004"}}, {4}),
+        ({"and_": [{"site_id": {"eq": "site-north"}}, {"site_id": {"eq": "site-south"}}]}, set()),
+        ({"last_name": {"eq": "Lee"}}, {1}),
+        ({"last_name": {"eq": "lee"}}, set()),
+        ({"last_name": {"begins_with": "Lo"}}, {7}),
+        ({"blood_group": {"eq": BloodGroup.O_NEG}, "last_name": {"begins_with": "L"}}, {1, 3, 7}),
+        (
+            {
+                "site_id": {"eq": "site-south"},
+                "blood_group": {"eq": BloodGroup.A_POS},
+                "last_name": {"eq": "Patel"},
+            },
+            {6},
+        ),
     ],
     ids=[
         "site",
@@ -128,6 +141,12 @@ def test_pages_are_ordered_by_family_name_and_chain_without_gaps(store: Store) -
         "not",
         "between+contains",
         "id",
+        "contradiction",
+        "name-eq",
+        "name-eq-case-sensitive",
+        "name-prefix-narrow",
+        "group+name-prefix",
+        "site+group+name",
     ],
 )
 def test_filters_agree_across_stores_and_fill_pages(

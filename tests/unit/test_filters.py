@@ -82,6 +82,36 @@ def test_plan_picks_an_index_and_leaves_the_rest_to_filter(arguments, index, res
     assert chosen.residual == residual
 
 
+@pytest.mark.parametrize(
+    ("arguments", "index", "prefix"),
+    [
+        ({"last_name": {"begins_with": "O'Ne"}}, "gsi3", "one"),
+        ({"last_name": {"eq": "García"}}, "gsi3", "garcia "),
+        ({"blood_group": {"eq": BloodGroup.O_NEG}, "last_name": {"begins_with": "Le"}}, "gsi2", "le"),
+        (
+            {
+                "site_id": {"eq": "s1"},
+                "blood_group": {"eq": BloodGroup.O_NEG},
+                "last_name": {"begins_with": "Le"},
+            },
+            "gsi1",
+            "O_NEG#le",
+        ),
+        (
+            {"site_id": {"eq": "s1"}, "last_name": {"begins_with": "Le"}},
+            "gsi1",
+            None,
+        ),  # group comes first there
+        ({"last_name": {"begins_with": "?"}}, "gsi3", None),  # nothing left to narrow by
+        ({"or_": [{"last_name": {"eq": "Lee"}}, {"last_name": {"eq": "Kim"}}]}, "gsi3", None),
+    ],
+)
+def test_a_family_name_condition_narrows_the_key_range(arguments, index, prefix) -> None:  # type: ignore[no-untyped-def]
+    chosen = plan(to_expr(arguments))
+    assert (chosen.index, chosen.sort_prefix) == (index, prefix)
+    assert chosen.residual is not None  # the exact condition is still checked
+
+
 def test_amplify_arguments_become_expressions() -> None:
     expr = to_expr(
         {
