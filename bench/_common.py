@@ -412,22 +412,13 @@ def provision_and_seed(dynamodb_endpoint: str, extra_donors: int = 0) -> dict[st
     Goes through the app's own repositories (so items look exactly as the app writes them) and
     returns ``{"donor_ids": [...], "binding": TableBinding, "directory": DynamoDirectory, ...}``.
     """
-    from bloodbank.adapters import provisioning
     from bloodbank.cursor import CursorCodec
-    from bloodbank.local import seed
-    from bloodbank.storage.directory import DynamoDirectory
+    from bloodbank.local import seed, stack
     from bloodbank.storage.donors import DynamoDonorRepository
-    from bloodbank.storage.models import TableBinding, bind
 
     started = time.perf_counter()
-    provisioning.ensure_table(dynamodb_endpoint, REGION, TABLE)
-    binding = TableBinding(TABLE, REGION, dynamodb_endpoint)
-    bind(binding)
-    directory = DynamoDirectory()
-    for site in seed.SITES:
-        directory.put_site(site)
-    for hospital in seed.HOSPITALS:
-        directory.put_hospital(hospital)
+    binding = stack.open_table(dynamodb_endpoint, REGION, TABLE)
+    directory = stack.load_reference_data()
     repository = DynamoDonorRepository(binding, CursorCodec(PAGE_SECRET))
     now = seed.now()
     donor_ids = []

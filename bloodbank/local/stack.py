@@ -13,11 +13,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bloodbank.adapters import provisioning
 from bloodbank.local import engines, seed
 from bloodbank.local.engines import StackError
 from bloodbank.settings import Settings
+
+if TYPE_CHECKING:
+    from bloodbank.storage.directory import DynamoDirectory
+    from bloodbank.storage.models import TableBinding
 
 REGION = "us-east-1"
 TABLE = "bloodbank"
@@ -83,21 +88,35 @@ def read_info(state: Path | None = None) -> StackInfo:
         raise StackError("The local stack is not running: start it with `make serve`") from None
 
 
-def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
-    """Create the table, user pool and demo users, and load demo data; returns role -> user sub."""
-    from bloodbank.cursor import CursorCodec
-    from bloodbank.storage.directory import DynamoDirectory
-    from bloodbank.storage.donors import DynamoDonorRepository
+def open_table(endpoint: str | None, region: str, name: str) -> TableBinding:
+    """Create the table if it is missing and bind the models to it."""
     from bloodbank.storage.models import TableBinding, bind
 
-    provisioning.ensure_table(info.dynamodb_endpoint, info.region, info.table_name)
-    binding = TableBinding(info.table_name, info.region, info.dynamodb_endpoint)
+    provisioning.ensure_table(endpoint, region, name)
+    binding = TableBinding(name, region, endpoint)
     bind(binding)
+    return binding
+
+
+def load_reference_data() -> DynamoDirectory:
+    """The demo sites and hospitals, written into the bound table (overwriting is harmless)."""
+    from bloodbank.storage.directory import DynamoDirectory
+
     directory = DynamoDirectory()
     for site in seed.SITES:
         directory.put_site(site)
     for hospital in seed.HOSPITALS:
         directory.put_hospital(hospital)
+    return directory
+
+
+def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
+    """Create the table, user pool and demo users, and load demo data; returns role -> user sub."""
+    from bloodbank.cursor import CursorCodec
+    from bloodbank.storage.donors import DynamoDonorRepository
+
+    binding = open_table(info.dynamodb_endpoint, info.region, info.table_name)
+    directory = load_reference_data()
     donors = DynamoDonorRepository(binding, CursorCodec(secret))
     now = seed.now()
     for donor_id, fields in seed.demo_donors():

@@ -10,14 +10,12 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from bloodbank.adapters.provisioning import client, ensure_table
+from bloodbank.adapters.provisioning import client
 from bloodbank.cursor import CursorCodec
 from bloodbank.fakes import InMemoryDirectory, InMemoryDonorRepository
-from bloodbank.local import seed
+from bloodbank.local import seed, stack
 from bloodbank.ports import DonorRepository
-from bloodbank.storage.directory import DynamoDirectory
 from bloodbank.storage.donors import DynamoDonorRepository
-from bloodbank.storage.models import TableBinding, bind
 from tests.conftest import PAGE_SECRET, REGION
 
 ENGINES = ["memory", "moto", "dynamodb-local"]
@@ -33,14 +31,8 @@ class Store:
 
 def _dynamo_store(engine: str, endpoint: str | None) -> Store:
     name = f"bloodbank-{uuid.uuid4().hex[:12]}"
-    ensure_table(endpoint, REGION, name)
-    binding = TableBinding(name, REGION, endpoint)
-    bind(binding)
-    directory = DynamoDirectory()
-    for site in seed.SITES:
-        directory.put_site(site)
-    for hospital in seed.HOSPITALS:
-        directory.put_hospital(hospital)
+    binding = stack.open_table(endpoint, REGION, name)
+    directory = stack.load_reference_data()
     ddb = client("dynamodb", endpoint, REGION)
 
     def raw(pk: str, sk: str) -> dict[str, Any] | None:
