@@ -79,7 +79,7 @@ class InMemoryDonorRepository:
     def _email_owner(self, email: str) -> str | None:
         return next((d.id for d in self.donors.values() if d.email.casefold() == email.casefold()), None)
 
-    def get(self, donor_id: str) -> Donor | None:
+    def get(self, donor_id: str, *, consistent: bool = False) -> Donor | None:
         self.calls.append(("get", donor_id))
         return self.donors.get(donor_id)
 

@@ -21,7 +21,8 @@ class Page(Generic[T]):
 
 
 class DonorRepository(Protocol):
-    def get(self, donor_id: str) -> Donor | None: ...
+    def get(self, donor_id: str, *, consistent: bool = False) -> Donor | None:
+        """The donor, or None. ``consistent`` reads the latest write (for read-modify-write)."""
 
     def create(self, donor: Donor) -> None:
         """Store a new donor. Conflict if the id or e-mail is taken; BadUserInput if the site is unknown."""

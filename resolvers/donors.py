@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bloodbank.domain.donors import Donor
-from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.ports import Page
 from resolvers.context import ResolverEvent
 from resolvers.filters import to_expr
@@ -33,11 +32,3 @@ def update_donor(event: ResolverEvent) -> Donor:
     donor_id = values.pop("id")
     expected_version = values.pop("expected_version")
     return event.services.donors.update(event.caller, donor_id, expected_version, values)
-
-
-def list_sites(event: ResolverEvent) -> list[Site]:
-    return list(event.services.directory.sites())
-
-
-def list_hospitals(event: ResolverEvent) -> list[Hospital]:
-    return list(event.services.directory.hospitals())

@@ -21,6 +21,7 @@ from strawberry.types.base import has_object_definition
 from strawberry.types.execution import ExecutionContext
 
 from bloodbank.domain.identity import Group
+from resolvers import directory as directory_resolvers
 from resolvers import donors as donor_resolvers
 from resolvers.context import ResolverEvent
 from schema.auth import EVERYONE, STAFF, allow
@@ -109,11 +110,11 @@ class Query:
         description="The service's collection and processing sites.", extensions=[allow(*EVERYONE)]
     )
     def list_sites(self, info: Ctx) -> list[Site]:
-        return call(donor_resolvers.list_sites, info)
+        return call(directory_resolvers.list_sites, info)
 
     @strawberry.field(description="Hospitals the service supplies.", extensions=[allow(*EVERYONE)])
     def list_hospitals(self, info: Ctx) -> list[Hospital]:
-        return call(donor_resolvers.list_hospitals, info)
+        return call(directory_resolvers.list_hospitals, info)
 
 
 @strawberry.type

@@ -80,7 +80,7 @@ class DonorService:
         if not values:
             raise BadUserInput("Set at least one field to change")
         changes = rules.validate_changes(values)
-        current = self.repository.get(donor_id)
+        current = self.repository.get(donor_id, consistent=True)
         if current is None:
             raise NotFound(f"No donor with id {donor_id}")
         if current.version != expected_version:

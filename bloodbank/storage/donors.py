@@ -100,10 +100,10 @@ class DynamoDonorRepository:
         self._binding = binding
         self._cursors = cursors
 
-    def get(self, donor_id: str) -> Donor | None:
+    def get(self, donor_id: str, *, consistent: bool = False) -> Donor | None:
         key = keys.donor(donor_id)
         try:
-            return _to_donor(DonorItem.get(key.pk, key.sk))
+            return _to_donor(DonorItem.get(key.pk, key.sk, consistent_read=consistent))
         except DoesNotExist:
             return None
 
