@@ -9,16 +9,23 @@ from pathlib import Path
 from bloodbank.local.engines import StackError
 
 
+def _state_dir(args: argparse.Namespace) -> Path:
+    """``--data-dir``, or the default state folder (BLOODBANK_HOME, else .local in the checkout)."""
+    from bloodbank.local import engines
+
+    return Path(args.data_dir) if args.data_dir else engines.state_dir()
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from rich.console import Console
 
     from bloodbank.bootstrap import build_container
-    from bloodbank.local import engines, seed, stack
+    from bloodbank.local import seed, stack
     from bloodbank.server import create_app
 
     console = Console()
-    state = Path(args.data_dir) if args.data_dir else engines.state_dir()
+    state = _state_dir(args)
     console.print("Starting DynamoDB Local and the moto server, provisioning and seeding...")
     with stack.start(args.host, args.port, args.dynamodb_port, args.moto_port, state) as (info, settings, _):
         app = create_app(build_container(settings))
@@ -48,7 +55,7 @@ def _token(args: argparse.Namespace) -> int:
     from bloodbank.local import seed, stack
 
     stack.use_local_credentials()
-    info = stack.read_info(Path(args.data_dir) if args.data_dir else None)
+    info = stack.read_info(_state_dir(args))
     user = next(u for u in seed.DEMO_USERS if u.role == args.role)
     try:
         tokens = provisioning.sign_in(
@@ -66,11 +73,9 @@ def _seed(args: argparse.Namespace) -> int:
     from bloodbank.local import stack
 
     stack.use_local_credentials()
-    state = Path(args.data_dir) if args.data_dir else None
+    state = _state_dir(args)
     info = stack.read_info(state)
-    from bloodbank.local import engines
-
-    subs = stack.provision_and_seed(info, stack.page_token_secret(state or engines.state_dir()))
+    subs = stack.provision_and_seed(info, stack.page_token_secret(state))
     print(f"Demo data loaded into {info.table_name} at {info.dynamodb_endpoint}; users: {', '.join(subs)}")
     return 0
 

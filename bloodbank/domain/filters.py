@@ -44,12 +44,13 @@ class Not:
 Expr = Cond | AllOf | AnyOf | Not
 
 
-def _plain(value: object) -> object:
+def plain(value: object) -> object:
+    """A value as stored and compared: an enum member becomes its value."""
     return value.value if isinstance(value, Enum) else value
 
 
 def _compare(op: str, actual: object, expected: object) -> bool:
-    actual, expected = _plain(actual), _plain(expected)
+    actual, expected = plain(actual), plain(expected)
     if op == "eq":
         return actual == expected
     if op == "ne":
@@ -62,7 +63,7 @@ def _compare(op: str, actual: object, expected: object) -> bool:
         return isinstance(actual, str) and isinstance(expected, str) and expected in actual
     if op == "between":
         assert isinstance(expected, tuple)
-        low, high = (_plain(v) for v in expected)
+        low, high = (plain(v) for v in expected)
         return bool(low <= actual <= high)  # type: ignore[operator]
     comparisons: dict[str, Callable[[object, object], bool]] = {
         "lt": lambda a, b: a < b,  # type: ignore[operator]
@@ -106,7 +107,7 @@ def canonical(expr: Expr | None) -> str:
     def tree(e: Expr) -> object:
         if isinstance(e, Cond):
             value = e.value
-            shown = [_plain(v) for v in value] if isinstance(value, tuple) else _plain(value)
+            shown = [plain(v) for v in value] if isinstance(value, tuple) else plain(value)
             return [e.field, e.op, shown]
         if isinstance(e, AllOf):
             return ["and", [tree(p) for p in e.parts]]

@@ -13,7 +13,7 @@ from pynamodb.expressions.condition import Condition
 from bloodbank.cursor import CursorCodec
 from bloodbank.domain.blood import BloodGroup
 from bloodbank.domain.donors import Donor
-from bloodbank.domain.filters import AllOf, AnyOf, Expr, Not, canonical
+from bloodbank.domain.filters import AllOf, AnyOf, Expr, Not, canonical, plain
 from bloodbank.errors import BadUserInput, Conflict, FieldProblem
 from bloodbank.ports import Page
 from bloodbank.storage import keys
@@ -76,10 +76,6 @@ def compile_filter(expr: Expr) -> Condition:
     if isinstance(expr, Not):
         return ~compile_filter(expr.part)  # type: ignore[no-any-return]
     attr = getattr(DonorItem, FILTER_ATTRIBUTES[expr.field])
-
-    def plain(v: object) -> object:
-        return v.value if isinstance(v, BloodGroup) else v
-
     value = expr.value
     builders: dict[str, Callable[[], Condition]] = {
         "eq": lambda: attr == plain(value),
