@@ -26,6 +26,11 @@ class Settings:
     graphiql: bool = True
     max_body_bytes: int = 1024 * 1024
     log_level: str = "INFO"
+    # Donors: the KMS key that wraps PII data keys, the private documents bucket, the SNS topic for
+    # donor e-mail notifications (SMS goes straight to the phone number). Empty: not configured.
+    pii_key_id: str = ""
+    documents_bucket: str = ""
+    donor_topic_arn: str = ""
 
     def __post_init__(self) -> None:
         if not self.token_issuer:
@@ -67,6 +72,9 @@ class Settings:
             graphiql=env.get("BLOODBANK_GRAPHIQL", "true").lower() in ("1", "true", "yes"),
             max_body_bytes=int(env.get("BLOODBANK_MAX_BODY_BYTES", str(1024 * 1024))),
             log_level=env.get("BLOODBANK_LOG_LEVEL", "INFO").upper(),
+            pii_key_id=env.get("BLOODBANK_PII_KEY_ID", ""),
+            documents_bucket=env.get("BLOODBANK_DOCUMENTS_BUCKET", ""),
+            donor_topic_arn=env.get("BLOODBANK_DONOR_TOPIC_ARN", ""),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -83,6 +91,9 @@ class Settings:
             "BLOODBANK_GRAPHIQL": "true" if self.graphiql else "false",
             "BLOODBANK_MAX_BODY_BYTES": str(self.max_body_bytes),
             "BLOODBANK_LOG_LEVEL": self.log_level,
+            "BLOODBANK_PII_KEY_ID": self.pii_key_id,
+            "BLOODBANK_DOCUMENTS_BUCKET": self.documents_bucket,
+            "BLOODBANK_DONOR_TOPIC_ARN": self.donor_topic_arn,
         }
         if self.dynamodb_endpoint:
             env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -16,16 +15,13 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
-from strawberry.types import Info
-from strawberry.types.base import has_object_definition
 from strawberry.types.execution import ExecutionContext
 
 from bloodbank.domain.identity import Group
 from resolvers import directory as directory_resolvers
 from resolvers import donors as donor_resolvers
-from resolvers.context import ResolverEvent
 from schema.auth import EVERYONE, STAFF, allow
-from schema.context import RequestContext
+from schema.calls import Ctx, call
 from schema.errors import ErrorPolicy
 from schema.fast_paths import name_enum_values_directly, read_plain_fields_directly
 from schema.scalars import AWSDateTime
@@ -42,39 +38,6 @@ from schema.types import (
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
-
-
-def plain(value: Any) -> Any:
-    """Input objects to dicts of the fields the client set (AppSync's ``ctx.arguments``)."""
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if has_object_definition(value):
-        return {
-            f.python_name: plain(getattr(value, f.python_name))
-            for f in value.__strawberry_definition__.fields
-            if getattr(value, f.python_name) is not strawberry.UNSET
-        }
-    return value
-
-
-def call(
-    resolver: Callable[[ResolverEvent], Any], info: Info[RequestContext, Any], source: Any = None, **args: Any
-) -> Any:
-    """Run an AppSync-style resolver with the event built from this field's context and arguments."""
-    context = info.context
-    return resolver(
-        ResolverEvent(
-            identity=context.identity,
-            arguments={k: plain(v) for k, v in args.items() if v is not strawberry.UNSET},
-            source=source,
-            headers=context.headers,
-            request_id=context.request_id,
-            services=context.services,
-        )
-    )
-
-
-Ctx = Info[RequestContext, None]
 
 
 @strawberry.type
