@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean \
-	build-GraphQLFunction
+	build-GraphQLFunction build-RemindersFunction
 
 serve: install
 	$(BIN)/bloodbank serve
@@ -64,6 +64,9 @@ build-GraphQLFunction: $(PY_STAMP)
 	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir build/lambda-wheel .
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(LAMBDA_TARGET) \
 		--target "$(ARTIFACTS_DIR)" build/lambda-wheel/*.whl
+
+# Every function ships the same package; sam build gives each its own ARTIFACTS_DIR.
+build-RemindersFunction: build-GraphQLFunction
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

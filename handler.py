@@ -1,16 +1,27 @@
-"""Lambda entry points.
+"""Lambda entry points. Settings come from the environment (``bloodbank.settings``); the container
+is built once per Lambda container and shared by the handlers below.
 
-``http_handler``: the GraphQL API behind API Gateway (HTTP API v2 or REST v1 events), through Mangum.
-Settings come from the environment (see ``bloodbank.settings``); the app is built once per container.
+- ``http_handler``: the GraphQL API behind API Gateway (HTTP API v2 or REST v1 events), through Mangum.
+- ``eligibility_reminders``: an EventBridge schedule (hourly); tells donors whose donation interval
+  has ended that they may give again. Safe to run twice: a handled reminder is deleted, and each
+  message is claimed in the notification ledger before it is sent.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from mangum import Mangum
 
-from bloodbank.bootstrap import build_container
+from bloodbank.bootstrap import Container, build_container
 from bloodbank.server import create_app
 from bloodbank.settings import Settings
 
-app = create_app(build_container(Settings.from_env()))
+container: Container = build_container(Settings.from_env())
+app = create_app(container)
 http_handler = Mangum(app, lifespan="off", api_gateway_base_path="/")
+
+
+def eligibility_reminders(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """EventBridge scheduled event in, the number of donors told out (reminders of the last 3 days)."""
+    return {"sent": container.donations.send_due_reminders(days_back=2)}

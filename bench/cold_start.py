@@ -31,7 +31,7 @@ GOAL = 1.5
 CHILD = Path(__file__).with_name("_cold_child.py")
 QUERY = (
     "query GetDonor($id: ID!) {\n"
-    "  getDonor(id: $id) { id firstName lastName email phone bloodGroup siteId createdAt version }\n"
+    "  getDonor(id: $id) { id firstName lastName email bloodGroup siteId createdAt version }\n"
     "}"
 )
 SHARED_CLOCK = "CLOCK_MONOTONIC" in time.get_clock_info("perf_counter").implementation

@@ -48,7 +48,10 @@ def build_ours(key: c.SigningKey) -> tuple[Any, Any]:
     from bloodbank.fakes import (
         FixedClock,
         InMemoryDirectory,
+        InMemoryDonations,
         InMemoryDonorRepository,
+        InMemoryNotificationLedger,
+        RecordingNotifier,
         SequentialIds,
         StaticKeySet,
     )
@@ -67,6 +70,9 @@ def build_ours(key: c.SigningKey) -> tuple[Any, Any]:
         settings,
         donors=repository,
         directory=directory,
+        donations=InMemoryDonations(repository, CursorCodec(settings.page_token_secret)),
+        notifier=RecordingNotifier(),
+        ledger=InMemoryNotificationLedger(),
         key_source=StaticKeySet(key.jwks),
         clock=FixedClock(),
         new_id=SequentialIds("donor"),

@@ -6,19 +6,31 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from bloodbank.cursor import CursorCodec
 from bloodbank.ports import (
     Clock,
+    DinSequences,
     DirectoryRepository,
+    DocumentStore,
+    DonationRepository,
     DonorRepository,
+    FieldCipher,
     HealthProbe,
     IdGenerator,
     KeySetSource,
+    NotificationLedger,
+    Notifier,
+    Reminders,
+    UnitRepository,
 )
 from bloodbank.services.authn import Authenticator, KeySet, TokenVerifier
+from bloodbank.services.documents import DocumentService
+from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
-from bloodbank.settings import Settings
+from bloodbank.services.notifications import NotificationService
+from bloodbank.settings import Settings, SettingsError
 
 
 def utc_now() -> datetime:
@@ -29,12 +41,19 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
+class DonationStore(DinSequences, DonationRepository, UnitRepository, Reminders, Protocol):
+    """One adapter serves the donation ports (DynamoDonations, InMemoryDonations)."""
+
+
 @dataclass
 class Container:
     settings: Settings
     donors: DonorService
     directory: DirectoryRepository
     authenticator: Authenticator
+    documents: DocumentService
+    donations: DonationService
+    notifications: NotificationService
     probes: list[HealthProbe] = field(default_factory=list)
 
 
@@ -68,11 +87,42 @@ class CachedProbe:
         self._ok_until = time.monotonic() + self.ttl_seconds
 
 
+def _kms_cipher(settings: Settings) -> FieldCipher:
+    """Personal data is never stored without its key: no key configured is a start-up error."""
+    if not settings.pii_key_id:
+        raise SettingsError(
+            "BLOODBANK_PII_KEY_ID is not set: donors' personal data cannot be stored without it"
+        )
+    from bloodbank.adapters.kms import KmsFieldCipher
+    from bloodbank.adapters.provisioning import LazyClient, client
+
+    return KmsFieldCipher(
+        LazyClient(lambda: client("kms", settings.aws_endpoint, settings.region)), settings.pii_key_id
+    )
+
+
+def _document_store(settings: Settings) -> DocumentStore:
+    """The documents bucket on S3 (presigning with SigV4); without a bucket, a store that says so."""
+    from bloodbank.adapters.s3_documents import S3DocumentStore, UnconfiguredDocumentStore
+
+    if not settings.documents_bucket:
+        return UnconfiguredDocumentStore()
+    from bloodbank.adapters.provisioning import LazyClient, s3_client
+
+    s3 = LazyClient(lambda: s3_client(settings.aws_endpoint, settings.region))
+    return S3DocumentStore(s3, settings.documents_bucket, settings.pii_key_id)
+
+
 def build_container(
     settings: Settings,
     *,
     donors: DonorRepository | None = None,
     directory: DirectoryRepository | None = None,
+    donations: DonationStore | None = None,
+    cipher: FieldCipher | None = None,
+    notifier: Notifier | None = None,
+    ledger: NotificationLedger | None = None,
+    documents: DocumentStore | None = None,
     key_source: KeySetSource | None = None,
     clock: Clock = utc_now,
     new_id: IdGenerator = new_uuid,
@@ -81,27 +131,55 @@ def build_container(
     """Real adapters for whatever is not passed in; tests pass fakes or moto-backed adapters."""
     cursors = CursorCodec(settings.page_token_secret)
     real_probes: list[HealthProbe] = []
-    if donors is None or directory is None:
+    if donors is None or directory is None or donations is None or ledger is None:
         from bloodbank.storage.directory import DynamoDirectory
+        from bloodbank.storage.donations import DynamoDonations
         from bloodbank.storage.donors import DynamoDonorRepository
         from bloodbank.storage.health import TableProbe
         from bloodbank.storage.models import TableBinding, bind
+        from bloodbank.storage.notifications import DynamoNotificationLedger
 
         binding = TableBinding(settings.table_name, settings.region, settings.dynamodb_endpoint)
         bind(binding)
-        donors = donors or DynamoDonorRepository(binding, cursors)
+        cipher = cipher or _kms_cipher(settings)
+        donors = donors or DynamoDonorRepository(binding, cursors, cipher)
         directory = directory or DynamoDirectory()
+        donations = donations or DynamoDonations(binding, cursors, cipher)
+        ledger = ledger or DynamoNotificationLedger(binding)
         real_probes.append(CachedProbe(TableProbe(binding)))
+    if notifier is None:
+        from bloodbank.adapters.provisioning import client
+        from bloodbank.adapters.sns import SnsNotifier
+
+        notifier = SnsNotifier(
+            client("sns", settings.aws_endpoint, settings.region), settings.donor_topic_arn
+        )
+    if documents is None:
+        documents = _document_store(settings)
     if key_source is None:
         from bloodbank.adapters.jwks import HttpKeySetSource
 
         key_source = HttpKeySetSource(settings.jwks_url)
     real_probes.append(CachedProbe(_KeySetProbe(key_source), ttl_seconds=30))
     verifier = TokenVerifier(KeySet(key_source), settings.token_issuer, settings.client_ids)
+    notifications = NotificationService(notifier, ledger, clock)
     return Container(
         settings=settings,
         donors=DonorService(donors, clock, new_id),
         directory=directory,
+        documents=DocumentService(donors, documents, new_id),
+        donations=DonationService(
+            donors=donors,
+            donations=donations,
+            sequences=donations,
+            units=donations,
+            reminders=donations,
+            directory=directory,
+            notifications=notifications,
+            clock=clock,
+            new_id=new_id,
+        ),
+        notifications=notifications,
         authenticator=Authenticator(verifier, directory),
         probes=real_probes if probes is None else probes,
     )

@@ -63,6 +63,24 @@ class BadUserInput(AppError):
         return ext
 
 
+class NotEligible(BadUserInput):
+    """The donor may not donate now; ``reasons`` say why, ``next_eligible_at`` from when (if known)."""
+
+    error_type = "DonorNotEligible"
+
+    def __init__(self, message: str, reasons: Sequence[str], next_eligible_at: str | None) -> None:
+        super().__init__(message)
+        self.reasons = tuple(reasons)
+        self.next_eligible_at = next_eligible_at
+
+    def extensions(self) -> dict[str, object]:
+        return {
+            **super().extensions(),
+            "reasons": list(self.reasons),
+            "nextEligibleAt": self.next_eligible_at,
+        }
+
+
 class NotFound(AppError):
     code = "NOT_FOUND"
     error_type = "NotFoundException"

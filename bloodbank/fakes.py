@@ -7,17 +7,23 @@ the repository contract tests run against them and against DynamoDB with the sam
 from __future__ import annotations
 
 import itertools
+import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from bloodbank import sealing
 from bloodbank.cursor import CursorCodec
+from bloodbank.domain.documents import DocumentVersion
+from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr, canonical, evaluate
+from bloodbank.domain.notifications import ClaimLost, OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
+from bloodbank.domain.uploads import UploadTicket
 from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem
-from bloodbank.ports import Page
+from bloodbank.ports import Page, SealedFields
 from bloodbank.storage import keys
 from bloodbank.storage.planning import FILTER_ATTRIBUTES, plan
 
@@ -143,6 +149,76 @@ class InMemoryDonorRepository:
         return Page(page, token)
 
 
+class InMemoryDonations:
+    """DinSequences, DonationRepository, UnitRepository and Reminders in memory (one lock per write)."""
+
+    def __init__(self, donors: InMemoryDonorRepository, cursors: CursorCodec) -> None:
+        self._donors = donors
+        self._cursors = cursors
+        self._lock = threading.Lock()
+        self.sequences: dict[tuple[str, int], int] = {}
+        self.donations: dict[str, Donation] = {}
+        self.units: dict[str, BloodUnit] = {}
+        self.reminders: dict[tuple[str, str], Reminder] = {}
+        self.calls: list[tuple[str, object]] = []
+
+    def next(self, facility_code: str, year: int) -> int:
+        self.calls.append(("next", (facility_code, year)))
+        with self._lock:
+            key = (facility_code, year % 100)
+            self.sequences[key] = self.sequences.get(key, 0) + 1
+            return self.sequences[key]
+
+    def record(
+        self,
+        donation: Donation,
+        units: Sequence[BloodUnit],
+        donor: Donor,
+        previous: Donor,
+        reminder: Reminder | None,
+    ) -> None:
+        self.calls.append(("record", donation.din))
+        with self._lock:
+            if not self._donors._site_known(donation.site_id):
+                raise BadUserInput.of([FieldProblem("input.siteId", "is not a known site")])
+            current = self._donors.donors.get(donor.id)
+            if current is None or current.version != previous.version:
+                raise Conflict("The donor's record changed while the donation was being recorded; try again")
+            if donation.din in self.donations or any(u.id in self.units for u in units):
+                raise DependencyUnavailable("donation identifiers collided")
+            self.donations[donation.din] = donation
+            self.units.update((u.id, u) for u in units)
+            self._donors.donors[donor.id] = donor
+            if reminder is not None:
+                self.reminders[(reminder.donor_id, reminder.din)] = reminder
+
+    def _of(self, donor_id: str) -> list[Donation]:
+        return sorted(
+            (d for d in self.donations.values() if d.donor_id == donor_id), key=lambda d: d.collected_at
+        )
+
+    def page(self, donor_id: str, limit: int, next_token: str | None) -> Page[Donation]:
+        self.calls.append(("page", donor_id))
+        scope = f"donations|{donor_id}"
+        newest_first = list(reversed(self._of(donor_id)))
+        start = int(str(self._cursors.decode(next_token, scope)["offset"])) if next_token else 0
+        items = newest_first[start : start + limit]
+        more = start + limit < len(newest_first)
+        return Page(items, self._cursors.encode({"offset": start + limit}, scope) if more else None)
+
+    def get_many(self, unit_ids: Sequence[str]) -> list[BloodUnit]:
+        self.calls.append(("get_many", tuple(unit_ids)))
+        return [self.units[u] for u in unit_ids if u in self.units]
+
+    def due(self, day: date) -> list[Reminder]:
+        self.calls.append(("due", day))
+        return [r for r in self.reminders.values() if r.due_at.date() == day]
+
+    def done(self, reminder: Reminder) -> None:
+        self.calls.append(("done", reminder.din))
+        self.reminders.pop((reminder.donor_id, reminder.din), None)
+
+
 @dataclass
 class StaticKeySet:
     """A key set document served from memory; counts fetches and can be made to fail."""
@@ -168,3 +244,138 @@ class FakeProbe:
         self.checks += 1
         if not self.healthy:
             raise ConnectionError(f"{self.name} down")
+
+
+@dataclass
+class InMemoryFieldCipher:
+    """Envelope encryption like KmsFieldCipher, with a local random master key in place of KMS.
+
+    The data key is wrapped with AES-GCM bound to the context, so a wrong context fails as it does
+    with KMS. ``calls`` records ("seal" | "unseal", context); ``unavailable`` makes both fail closed.
+    """
+
+    master_key: bytes = field(default_factory=lambda: os.urandom(sealing.KEY_BYTES), repr=False)
+    unavailable: bool = False
+    calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def seal(self, context: Mapping[str, str], fields: Mapping[str, str]) -> SealedFields:
+        self.calls.append(("seal", dict(context)))
+        if self.unavailable:
+            raise DependencyUnavailable("KMS unavailable: fields not sealed")
+        data_key = os.urandom(sealing.KEY_BYTES)
+        sealer = sealing.Sealer(data_key)
+        sealed = {name: sealer.seal(context, name, value) for name, value in fields.items()}
+        return SealedFields(sealing.wrap_data_key(self.master_key, context, data_key), sealed)
+
+    def unseal(self, context: Mapping[str, str], sealed: SealedFields) -> dict[str, str]:
+        self.calls.append(("unseal", dict(context)))
+        if self.unavailable:
+            raise DependencyUnavailable("KMS unavailable: fields not unsealed")
+        sealer = sealing.Sealer(sealing.unwrap_data_key(self.master_key, context, sealed.wrapped_key))
+        return {name: sealer.open(context, name, value) for name, value in sealed.fields.items()}
+
+
+# --- donor notifications ------------------------------------------------------------------------
+@dataclass
+class RecordingNotifier:
+    """Records every message handed over; ``fail_next`` makes that many sends fail (DependencyUnavailable)."""
+
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    fail_next: int = 0
+    attempts: int = 0
+
+    def send(self, message: OutgoingMessage) -> str:
+        self.attempts += 1
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise DependencyUnavailable("SNS unreachable: simulated failure")
+        self.sent.append(message)
+        return f"msg-{len(self.sent):06d}"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    status: str  # CLAIMED | SENT, as DynamoNotificationLedger stores it
+    claimed_at: datetime
+    message_id: str | None = None
+    sent_at: datetime | None = None
+
+
+class InMemoryNotificationLedger:
+    """The ledger's promises in memory: one claim per (donor, key), even across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records: dict[tuple[str, str], NotificationRecord] = {}
+
+    def claim(self, donor_id: str, key: str, at: datetime) -> bool:
+        with self._lock:
+            if (donor_id, key) in self.records:
+                return False
+            self.records[(donor_id, key)] = NotificationRecord("CLAIMED", at)
+            return True
+
+    def complete(self, donor_id: str, key: str, message_id: str, at: datetime) -> None:
+        with self._lock:
+            record = self.records.get((donor_id, key))
+            if record is None or record.status != "CLAIMED":
+                raise ClaimLost(f"no claim to complete for {key}")
+            self.records[(donor_id, key)] = NotificationRecord("SENT", record.claimed_at, message_id, at)
+
+    def release(self, donor_id: str, key: str) -> None:
+        with self._lock:
+            record = self.records.get((donor_id, key))
+            if record is not None and record.status == "CLAIMED":
+                del self.records[(donor_id, key)]
+
+
+@dataclass
+class InMemoryDocumentStore:
+    """A versioned bucket in memory. ``upload`` does what a client's POST with a ticket does.
+
+    ``calls`` records ("upload_ticket" | "versions" | "download_url", argument); ``unavailable``
+    makes every call fail as S3 being down does.
+    """
+
+    clock: FixedClock = field(default_factory=FixedClock)
+    unavailable: bool = False
+    # Each key's versions, oldest first.
+    objects: dict[str, list[DocumentVersion]] = field(default_factory=dict)
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise DependencyUnavailable("document store unavailable")
+
+    def upload_ticket(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> UploadTicket:
+        self.calls.append(("upload_ticket", key))
+        self._check()
+        return UploadTicket(
+            url="https://uploads.example.test/",
+            fields={"key": key, "Content-Type": content_type, "policy": "in-memory", "x-amz-signature": "-"},
+            key=key,
+            content_type=content_type,
+            max_bytes=max_bytes,
+            expires_at=self.clock() + timedelta(seconds=expires_in),
+        )
+
+    def upload(self, key: str, size: int = 1024) -> DocumentVersion:
+        """Store a new latest version of ``key`` (a POST that storage accepted)."""
+        versions = self.objects.setdefault(key, [])
+        versions[:] = [DocumentVersion(v.version_id, v.size, v.uploaded_at, False) for v in versions]
+        version = DocumentVersion(f"v{next(self._ids):04d}", size, self.clock(), True)
+        versions.append(version)
+        return version
+
+    def versions(self, prefix: str) -> list[tuple[str, DocumentVersion]]:
+        self.calls.append(("versions", prefix))
+        self._check()
+        return [
+            (k, v) for k in sorted(self.objects) if k.startswith(prefix) for v in reversed(self.objects[k])
+        ]
+
+    def download_url(self, key: str, version_id: str, expires_in: int) -> str:
+        self.calls.append(("download_url", (key, version_id)))
+        self._check()
+        return f"https://downloads.example.test/{key}?versionId={version_id}&expiresIn={expires_in}"

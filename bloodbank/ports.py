@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Generic, Protocol, TypeVar
 
+from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr
 from bloodbank.domain.notifications import OutgoingMessage
@@ -32,6 +33,43 @@ class DonorRepository(Protocol):
         """Replace ``previous`` by ``donor`` if nobody changed it since (Conflict otherwise)."""
 
     def list(self, where: Expr | None, limit: int, next_token: str | None) -> Page[Donor]: ...
+
+
+class DinSequences(Protocol):
+    def next(self, facility_code: str, year: int) -> int:
+        """A sequence number never given out before for this facility and year (gaps are allowed)."""
+
+
+class DonationRepository(Protocol):
+    def record(
+        self,
+        donation: Donation,
+        units: Sequence[BloodUnit],
+        donor: Donor,
+        previous: Donor,
+        reminder: Reminder | None,
+    ) -> None:
+        """In one transaction: the donation, its units, the donor's counters and the reminder.
+
+        Conflict if the donor changed since ``previous`` was read (another donation, an edit);
+        BadUserInput if the donation's site is unknown. Nothing is written when it fails.
+        """
+
+    def page(self, donor_id: str, limit: int, next_token: str | None) -> Page[Donation]:
+        """The donor's donations, newest first."""
+
+
+class UnitRepository(Protocol):
+    def get_many(self, unit_ids: Sequence[str]) -> list[BloodUnit]:
+        """The units that exist among ``unit_ids``, in the order asked."""
+
+
+class Reminders(Protocol):
+    def due(self, day: date) -> list[Reminder]:
+        """Reminders falling due on ``day``."""
+
+    def done(self, reminder: Reminder) -> None:
+        """Forget a reminder that was handled."""
 
 
 class DirectoryRepository(Protocol):
@@ -113,3 +151,24 @@ class NotificationLedger(Protocol):
 
     def release(self, donor_id: str, key: str) -> None:
         """Give up a claim whose send failed, so a retry sends it."""
+
+
+# --- donor documents (and other direct uploads) -------------------------------------------------
+from bloodbank.domain.documents import DocumentVersion  # noqa: E402  (kept with the port it serves)
+from bloodbank.domain.uploads import UploadTicket  # noqa: E402
+
+
+class DocumentStore(Protocol):
+    """Private, versioned object storage that clients upload to and download from directly."""
+
+    def upload_ticket(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> UploadTicket:
+        """A signed form for one upload to exactly ``key``: this content type, 1..max_bytes bytes,
+        encrypted with the store's key, valid ``expires_in`` seconds. Uploading to a key that
+        exists makes a new version. DependencyUnavailable if it cannot be signed."""
+
+    def versions(self, prefix: str) -> list[tuple[str, DocumentVersion]]:
+        """Every version of every object under ``prefix`` as (key, version): keys in order, each
+        key's versions newest first; deletions are left out. DependencyUnavailable on failure."""
+
+    def download_url(self, key: str, version_id: str, expires_in: int) -> str:
+        """A link that downloads this version as an attachment for ``expires_in`` seconds."""

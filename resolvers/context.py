@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from strawberry.dataloader import DataLoader
 
 from bloodbank.domain.identity import Identity
 from bloodbank.errors import Unauthenticated
 from bloodbank.ports import DirectoryRepository
+from bloodbank.services.documents import DocumentService
+from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
 
 
@@ -20,6 +24,12 @@ class Services(Protocol):
 
     @property
     def directory(self) -> DirectoryRepository: ...
+
+    @property
+    def documents(self) -> DocumentService: ...
+
+    @property
+    def donations(self) -> DonationService: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,18 @@ class ResolverEvent:
     headers: Mapping[str, str]
     request_id: str
     services: Services
+    loaders: dict[str, Any] = field(default_factory=dict)
+
+    def loader(self, name: str, batch: Callable[[list[Any]], Sequence[Any]]) -> DataLoader[Any, Any]:
+        """This request's DataLoader called ``name`` (made on first use): one batched read per level."""
+        found = self.loaders.get(name)
+        if found is None:
+
+            async def load(keys: list[Any]) -> Sequence[Any]:
+                return batch(keys)
+
+            found = self.loaders[name] = DataLoader(load_fn=load)
+        return cast("DataLoader[Any, Any]", found)
 
     @property
     def caller(self) -> Identity:

@@ -41,5 +41,6 @@ def call(
             headers=context.headers,
             request_id=context.request_id,
             services=context.services,
+            loaders=context.loaders,
         )
     )

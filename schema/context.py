@@ -20,3 +20,4 @@ class RequestContext:
     headers: Mapping[str, str] = field(default_factory=dict)
     request: Any = None
     response: Any = None
+    loaders: dict[str, Any] = field(default_factory=dict)  # per-request DataLoaders, by name

@@ -40,7 +40,9 @@ def public_error(error: GraphQLError, request_id: str, operation: str | None = N
         )
     if error.extensions and error.extensions.get("code"):
         return error  # already public
-    if original is None and error.path is None:
+    # No path: the request failed before any resolver ran (syntax, validation, a scalar that
+    # could not parse the client's value, whose message is about that value).
+    if error.path is None and (original is None or isinstance(original, ValueError | TypeError)):
         error_type = "MalformedQueryException" if isinstance(error, GraphQLSyntaxError) else "ValidationError"
         return GraphQLError(
             error.message,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import strawberry
@@ -15,16 +15,21 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.scalars import JSON
 from strawberry.types.execution import ExecutionContext
 
 from bloodbank.domain.identity import Group
 from resolvers import directory as directory_resolvers
+from resolvers import documents as document_resolvers
+from resolvers import donations as donation_resolvers
 from resolvers import donors as donor_resolvers
 from schema.auth import EVERYONE, STAFF, allow
 from schema.calls import Ctx, call
+from schema.documents import RequestDonorDocumentUploadInput
+from schema.donations import DeferDonorInput, Donation, RecordDonationInput
 from schema.errors import ErrorPolicy
 from schema.fast_paths import name_enum_values_directly, read_plain_fields_directly
-from schema.scalars import AWSDateTime
+from schema.scalars import AWSJSON, AWSDate, AWSDateTime
 from schema.types import (
     Donor,
     DonorConnection,
@@ -34,6 +39,7 @@ from schema.types import (
     Site,
     UpdateDonorInput,
 )
+from schema.uploads import UploadTicket
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
@@ -99,6 +105,38 @@ class Mutation:
     def update_donor(self, info: Ctx, input: UpdateDonorInput) -> Donor:
         return call(donor_resolvers.update_donor, info, input=input)
 
+    @strawberry.mutation(
+        description=(
+            "A form to upload one of a donor's documents (PDF, JPEG or PNG, up to 10 MiB) straight to"
+            " storage, valid 15 minutes: a new document, or a new version of input.documentId. Staff,"
+            " or the donor themself."
+        ),
+        extensions=[allow(*STAFF, Group.DONORS)],
+    )
+    def request_donor_document_upload(
+        self, info: Ctx, input: RequestDonorDocumentUploadInput
+    ) -> UploadTicket:
+        return call(document_resolvers.request_donor_document_upload, info, input=input)
+
+    @strawberry.mutation(
+        description=(
+            "Record a donation as it is collected (staff). The donor's eligibility is checked at that"
+            " moment: an ineligible donor is refused with the reasons (errorType DonorNotEligible) and"
+            " nothing is written. Creates the donation and its QUARANTINED units, labelled with a new"
+            " ISBT 128 DIN, in one transaction."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def record_donation(self, info: Ctx, input: RecordDonationInput) -> Donation:
+        return call(donation_resolvers.record_donation, info, input=input)
+
+    @strawberry.mutation(
+        description="Defer a donor for a period or permanently (staff); returns the donor.",
+        extensions=[allow(*STAFF)],
+    )
+    def defer_donor(self, info: Ctx, input: DeferDonorInput) -> Donor:
+        return call(donation_resolvers.defer_donor, info, input=input)
+
 
 # Built once: validation rules must be the same objects on every request for the cache to hit.
 _LIMIT_RULES = (
@@ -117,7 +155,7 @@ class BloodBankSchema(strawberry.Schema):
 schema = BloodBankSchema(
     query=Query,
     mutation=Mutation,
-    scalar_overrides={datetime: AWSDateTime},
+    scalar_overrides={datetime: AWSDateTime, date: AWSDate, JSON: AWSJSON},
     extensions=[
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: AddValidationRules(list(_LIMIT_RULES)),

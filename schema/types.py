@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import strawberry
 
-from bloodbank.domain import blood
-
-BloodGroup = strawberry.enum(
-    blood.BloodGroup,
-    name="BloodGroup",
-    description="ABO group and RhD type: O_NEG is O RhD negative.",
+from resolvers import documents as document_resolvers
+from resolvers import donations as donation_resolvers
+from schema.auth import STAFF, allow
+from schema.calls import Ctx, call
+from schema.documents import DonorDocument
+from schema.donations import (
+    Address,
+    AddressInput,
+    DonationConnection,
+    DonationsLimit,
+    Eligibility,
+    NotificationPreferences,
+    NotificationPreferencesInput,
+    Sex,
 )
-Component = strawberry.enum(
-    blood.Component, name="Component", description="Blood components made from a donation."
-)
-Jurisdiction = strawberry.enum(
-    blood.Jurisdiction, name="Jurisdiction", description="Whose donor eligibility rules a site follows."
-)
+from schema.donations import Deferral as DeferralType
+from schema.enums import BloodGroup, Jurisdiction
 
 
-@strawberry.type(description="A blood donor. Donors see only their own record; hospitals never see donors.")
+@strawberry.type(
+    description=(
+        "A blood donor. Donors see only their own record; hospitals never see donors. Date of birth,"
+        " phone, address, weight, medical notes and deferrals are encrypted at rest."
+    )
+)
 class Donor:
     id: strawberry.ID
     first_name: str
@@ -32,11 +41,49 @@ class Donor:
         description="Null until the lab has typed the donor's blood."
     )
     site_id: strawberry.ID = strawberry.field(description="The donor's home collection site.")
+    date_of_birth: date | None
+    sex: Sex | None  # type: ignore[valid-type]
+    address: Address | None
     created_at: datetime
     updated_at: datetime
     version: int = strawberry.field(
         description="Increases with every change. Send it back as expectedVersion when updating."
     )
+    donation_count: int = strawberry.field(description="Donations recorded for this donor.")
+    last_donation_at: datetime | None
+    notification_preferences: NotificationPreferences = strawberry.field(
+        description="What the donor agreed to be sent.", resolver=lambda root: root.preferences
+    )
+
+    @strawberry.field(description="Weight in kilograms (staff only).", extensions=[allow(*STAFF)])
+    def weight_kg(self) -> float | None:
+        return self.weight_kg
+
+    @strawberry.field(description="Notes by medical staff (staff only).", extensions=[allow(*STAFF)])
+    def medical_notes(self) -> str | None:
+        return self.medical_notes
+
+    @strawberry.field(description="Deferrals, past and present (staff only).", extensions=[allow(*STAFF)])
+    def deferrals(self) -> list[DeferralType]:
+        return self.deferrals
+
+    @strawberry.field(
+        description="Per donation type: may the donor give it now, from when, and why not (site's rules)."
+    )
+    def eligibility(self, info: Ctx) -> list[Eligibility]:
+        return call(donation_resolvers.eligibility, info, source=self)
+
+    @strawberry.field(description="The donor's donations, newest first, one page at a time.")
+    def donations(
+        self, info: Ctx, limit: DonationsLimit = None, next_token: str | None = None
+    ) -> DonationConnection:
+        return call(donation_resolvers.donor_donations, info, source=self, limit=limit, next_token=next_token)
+
+    @strawberry.field(
+        description="The donor's documents (consent forms, questionnaires, ...), latest upload first."
+    )
+    def documents(self, info: Ctx) -> list[DonorDocument]:
+        return call(document_resolvers.donor_documents, info, source=self)
 
 
 @strawberry.type(description="One page of donors.")
@@ -78,6 +125,12 @@ class RegisterDonorInput:
     blood_group: BloodGroup | None = strawberry.field(  # type: ignore[valid-type]
         default=strawberry.UNSET, description="Staff only: the lab-confirmed blood group, if known."
     )
+    date_of_birth: date | None = strawberry.UNSET
+    sex: Sex | None = strawberry.UNSET  # type: ignore[valid-type]
+    address: AddressInput | None = strawberry.UNSET
+    weight_kg: float | None = strawberry.field(default=strawberry.UNSET, description="Staff only.")
+    medical_notes: str | None = strawberry.field(default=strawberry.UNSET, description="Staff only.")
+    notification_preferences: NotificationPreferencesInput | None = strawberry.UNSET
 
 
 @strawberry.input(
@@ -96,6 +149,12 @@ class UpdateDonorInput:
     blood_group: BloodGroup | None = strawberry.field(  # type: ignore[valid-type]
         default=strawberry.UNSET, description="Staff only."
     )
+    date_of_birth: date | None = strawberry.UNSET
+    sex: Sex | None = strawberry.UNSET  # type: ignore[valid-type]
+    address: AddressInput | None = strawberry.UNSET
+    weight_kg: float | None = strawberry.field(default=strawberry.UNSET, description="Staff only.")
+    medical_notes: str | None = strawberry.field(default=strawberry.UNSET, description="Staff only.")
+    notification_preferences: NotificationPreferencesInput | None = strawberry.UNSET
 
 
 @strawberry.input(description="Conditions on a string field (Amplify operator names).")

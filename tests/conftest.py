@@ -38,7 +38,11 @@ from bloodbank.fakes import (
     FakeProbe,
     FixedClock,
     InMemoryDirectory,
+    InMemoryDocumentStore,
+    InMemoryDonations,
     InMemoryDonorRepository,
+    InMemoryNotificationLedger,
+    RecordingNotifier,
     SequentialIds,
     StaticKeySet,
 )
@@ -161,6 +165,8 @@ class World:
     keyset: StaticKeySet
     clock: FixedClock
     probes: list[FakeProbe]
+    donations: InMemoryDonations
+    notifier: RecordingNotifier
 
 
 @pytest.fixture
@@ -174,16 +180,22 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
     keyset = StaticKeySet({"keys": [signing_key.public_jwk]})
     clock = FixedClock()
     probes = [FakeProbe("dynamodb"), FakeProbe("cognito")]
+    donations = InMemoryDonations(donors, CursorCodec(settings.page_token_secret))
+    notifier = RecordingNotifier()
     container = build_container(
         settings,
         donors=donors,
         directory=directory,
+        documents=InMemoryDocumentStore(clock=clock),
+        donations=donations,
+        notifier=notifier,
+        ledger=InMemoryNotificationLedger(),
         key_source=keyset,
         clock=clock,
         new_id=SequentialIds("donor"),
         probes=list(probes),
     )
-    return World(container, donors, directory, keyset, clock, probes)
+    return World(container, donors, directory, keyset, clock, probes, donations, notifier)
 
 
 class Api:

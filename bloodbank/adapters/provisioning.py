@@ -11,6 +11,7 @@ import hashlib
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,20 @@ def client(service: str, endpoint: str | None, region: str) -> Any:
     extra: dict[str, Any] = dict(LOCAL_CREDENTIALS) if endpoint else {}
     config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
     return boto3.client(service, endpoint_url=endpoint, region_name=region, config=config, **extra)
+
+
+class LazyClient:
+    """A boto3 client made on first use: building one costs tens of milliseconds of a cold start,
+    and most requests never call KMS, SNS or S3."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._make()
+        return getattr(self._client, name)
 
 
 def ensure_table(endpoint: str | None, region: str, name: str) -> bool:
@@ -52,6 +67,11 @@ def _moto_seed(moto_endpoint: str, label: str) -> None:
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/seed?a={number}", method="POST")  # noqa: S310
     with urllib.request.urlopen(request, timeout=5):  # noqa: S310
         pass
+
+
+def ensure_topic(endpoint: str | None, region: str, name: str) -> str:
+    """The ARN of the SNS topic called ``name`` (CreateTopic is idempotent)."""
+    return str(client("sns", endpoint, region).create_topic(Name=name)["TopicArn"])
 
 
 @dataclass(frozen=True)
@@ -155,3 +175,222 @@ def wait_until_answers(url: str, timeout_seconds: float) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not answer within {timeout_seconds:.0f} s") from None
             time.sleep(0.1)
+
+
+# --- the local PII key (moto only) --------------------------------------------------------------
+class LocalKeyError(RuntimeError):
+    """The local PII key cannot be set up; the message says what to do (it never holds key material)."""
+
+
+def _pii_key_material(material_path: str) -> bytes:
+    """32 bytes from ``material_path``; on first use they are drawn with ``secrets`` (file mode 600)."""
+    import contextlib
+    import os
+    import secrets
+    from pathlib import Path
+
+    path = Path(material_path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+            with contextlib.suppress(FileExistsError):  # atomic: a concurrent first run keeps one file
+                os.link(draft, path)
+        finally:
+            draft.unlink(missing_ok=True)
+    os.chmod(path, 0o600)  # also tightens a file restored from a backup with looser permissions
+    material = path.read_bytes()
+    if len(material) != 32:
+        raise LocalKeyError(
+            f"{path} must hold exactly 32 bytes of key material: restore it, or delete it together "
+            "with the local data it protects"
+        )
+    return material
+
+
+def ensure_pii_key(endpoint: str, region: str, alias: str, material_path: str) -> str:
+    """The key id of the local KMS key behind ``alias`` (``alias/...``), created if the server lacks it.
+
+    moto only, for the local stack and tests: on AWS the SAM template in ``infra/`` creates the key
+    and this function is not used. A moto server starts empty and moto gives every key random
+    material, so the key is made so that a fresh server holds the *same* key as the last one:
+    - the material is ours: ``Origin=EXTERNAL`` and ``ImportKeyMaterial`` with the 32 bytes kept in
+      ``material_path`` (drawn with ``secrets`` on first use, mode 600; lose it and the local PII is
+      lost too);
+    - the key id is the same: moto's ciphertext blobs name the key id and Decrypt looks the key up
+      by it, so the id is drawn right after seeding moto's random ids with the alias.
+    moto 5.2 cannot import key material; the server must run ``python -m bloodbank.local.moto_kms``
+    (``bloodbank.local.engines.moto_server`` does), otherwise this raises LocalKeyError.
+    """
+    if not alias.startswith("alias/"):
+        raise ValueError("a KMS alias starts with 'alias/'")
+    material = _pii_key_material(material_path)
+    kms = client("kms", endpoint, region)
+    try:
+        metadata = kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "NotFoundException":
+            raise
+        _moto_seed(endpoint, f"kms:{alias}")
+        metadata = kms.create_key(
+            Origin="EXTERNAL",
+            KeySpec="SYMMETRIC_DEFAULT",
+            KeyUsage="ENCRYPT_DECRYPT",
+            Description="Donor PII data keys (local stack)",
+        )["KeyMetadata"]
+        _import_key_material(kms, endpoint, str(metadata["KeyId"]), material)
+        kms.create_alias(AliasName=alias, TargetKeyId=metadata["KeyId"])
+        return str(metadata["KeyId"])
+    if metadata.get("Origin") != "EXTERNAL":
+        raise LocalKeyError(
+            f"{alias} on the moto server at {endpoint} has moto's own material, which dies with the "
+            "server: restart the server so that the key is created with imported material"
+        )
+    if metadata.get("KeyState") == "PendingImport":
+        _import_key_material(kms, endpoint, str(metadata["KeyId"]), material)
+    return str(metadata["KeyId"])
+
+
+def _import_key_material(kms: Any, endpoint: str, key_id: str, material: bytes) -> None:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    try:
+        parameters = kms.get_parameters_for_import(
+            KeyId=key_id, WrappingAlgorithm="RSAES_OAEP_SHA_256", WrappingKeySpec="RSA_2048"
+        )
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) < 500:
+            raise
+        raise LocalKeyError(
+            f"the moto server at {endpoint} cannot import KMS key material (moto 5.2 lacks "
+            "ImportKeyMaterial): start it with `python -m bloodbank.local.moto_kms` "
+            "(bloodbank.local.engines.moto_server)"
+        ) from None
+    public = serialization.load_der_public_key(parameters["PublicKey"])
+    if not isinstance(public, rsa.RSAPublicKey):
+        raise LocalKeyError("the KMS wrapping key is not an RSA key")
+    oaep = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    kms.import_key_material(
+        KeyId=key_id,
+        ImportToken=parameters["ImportToken"],
+        EncryptedKeyMaterial=public.encrypt(material, oaep),
+        ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE",
+    )
+
+
+# --- the donor documents bucket -----------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
+def s3_client(endpoint: str | None, region: str) -> Any:
+    """An S3 client that presigns with Signature Version 4.
+
+    Without an explicit signature version botocore presigns URLs and POST policies with SigV2 in
+    regions that still accept it (us-east-1 among them); S3 refuses SigV2 for SSE-KMS objects and
+    for buckets created since 2020, so document links and upload forms need this client.
+    """
+    extra: dict[str, Any] = dict(LOCAL_CREDENTIALS) if endpoint else {}
+    config = Config(
+        signature_version="s3v4",
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=3,
+        read_timeout=10,
+    )
+    return boto3.client("s3", endpoint_url=endpoint, region_name=region, config=config, **extra)
+
+
+def ensure_documents_bucket(
+    endpoint: str | None,
+    region: str,
+    name: str,
+    kms_key_id: str,
+    *,
+    cors_origins: tuple[str, ...] = ("*",),
+    require_tls: bool = True,
+) -> bool:
+    """The private documents bucket, configured as the SAM template configures it; True if created.
+
+    Public access blocked and ACLs disabled, versioning on, default encryption SSE-KMS with
+    ``kms_key_id`` (bucket key on), CORS for browser POST uploads and downloads, and a policy
+    that denies any request not made over TLS. Safe to run again: settings are (re)applied.
+
+    ``require_tls=False`` leaves the TLS-only policy out. Only for the local moto server: moto
+    speaks plain HTTP and applies a Deny with principal ``*`` whatever its condition says, so the
+    policy would refuse every request there.
+    """
+    import json
+
+    s3 = s3_client(endpoint, region)
+    try:
+        s3.head_bucket(Bucket=name)  # us-east-1 answers CreateBucket of an owned bucket with 200
+        created = False
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        created = True
+    if created:
+        try:
+            if region == "us-east-1":
+                s3.create_bucket(Bucket=name)
+            else:
+                s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "BucketAlreadyOwnedByYou":
+                raise
+            created = False
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_ownership_controls(
+        Bucket=name, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    )
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    default: dict[str, str] = {"SSEAlgorithm": "aws:kms"}
+    if kms_key_id:
+        default["KMSMasterKeyID"] = kms_key_id
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]
+        },
+    )
+    s3.put_bucket_cors(
+        Bucket=name,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedMethods": ["POST", "GET", "HEAD"],
+                    "AllowedOrigins": list(cors_origins),
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag", "x-amz-version-id"],
+                    "MaxAgeSeconds": 3000,
+                }
+            ]
+        },
+    )
+    if require_tls:
+        partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if "-gov-" in region else "aws"
+        arn = f"arn:{partition}:s3:::{name}"
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [arn, f"{arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+        s3.put_bucket_policy(Bucket=name, Policy=json.dumps(policy))
+    return created

@@ -23,7 +23,7 @@ class Invalid(ValueError):
         self.problem = problem
 
 
-def _has_control(value: str) -> bool:
+def has_control(value: str) -> bool:
     return any(unicodedata.category(ch).startswith("C") and ch not in _ALLOWED_FORMAT_CHARS for ch in value)
 
 
@@ -31,7 +31,7 @@ def person_name(field: str, value: str) -> str:
     """A given or family name: trimmed, NFC, single spaces, 1-100 characters, no control characters."""
     if len(value) > MAX_NAME_LENGTH * 4:
         raise Invalid(FieldProblem(field, f"must be at most {MAX_NAME_LENGTH} characters"))
-    if _has_control(value):
+    if has_control(value):
         raise Invalid(FieldProblem(field, "must not contain control or invisible formatting characters"))
     cleaned = " ".join(unicodedata.normalize("NFC", value).split())
     if not cleaned:
@@ -52,7 +52,7 @@ def identifier(field: str, value: str) -> str:
 
 def email_address(field: str, value: str) -> str:
     """A deliverable-looking address in normal form; no SMTPUTF8 (SES cannot send to those)."""
-    if len(value) > MAX_EMAIL_LENGTH or _has_control(value):
+    if len(value) > MAX_EMAIL_LENGTH or has_control(value):
         raise Invalid(FieldProblem(field, "is not a valid e-mail address"))
     from email_validator import (
         EmailNotValidError,
@@ -68,7 +68,7 @@ def email_address(field: str, value: str) -> str:
 
 def phone_number(field: str, value: str) -> str:
     """A phone number in international form, returned as E.164 (``+14155550123``)."""
-    if len(value) > 32 or _has_control(value):
+    if len(value) > 32 or has_control(value):
         raise Invalid(FieldProblem(field, "is not a valid phone number"))
     import phonenumbers  # imported here: only writes need it, and cold starts stay short
 

@@ -137,6 +137,6 @@ def dynamodb_local(port: int, data_dir: Path | None, log_path: Path) -> Engine:
 
 
 def moto_server(port: int, log_path: Path) -> Engine:
-    """moto's server on loopback for Cognito, S3, SES, SNS, SQS and KMS."""
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    """moto's server on loopback for Cognito, S3, SES, SNS, SQS and KMS (with KMS key import added)."""
+    command = [sys.executable, "-m", "bloodbank.local.moto_kms", "-H", "127.0.0.1", "-p", str(port)]
     return Engine("moto server", command, f"http://127.0.0.1:{port}/moto-api/", log_path)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from bloodbank.domain import donors as donor_rules
 from bloodbank.domain.blood import BloodGroup, Jurisdiction
+from bloodbank.domain.eligibility import Sex
 from bloodbank.domain.identity import Group
+from bloodbank.domain.notifications import Channel, NotificationKind
 from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.errors import Conflict
 from bloodbank.ports import DonorRepository
@@ -75,6 +77,9 @@ def demo_donors() -> list[tuple[str, dict[str, object]]]:
             "phone": f"+1312555{n:04d}",
             "blood_group": group,
             "site_id": SITES[n % len(SITES)].id,
+            "date_of_birth": date(1970 + n, 1 + n % 12, 1 + n % 28),
+            "sex": Sex.FEMALE if n % 2 else Sex.MALE,
+            "weight_kg": 60.0 + n,
         }
         donors.append((str(uuid.uuid5(_NAMESPACE, email)), fields))
     return donors
@@ -99,6 +104,20 @@ def demo_donor_fields() -> dict[str, object]:
         "phone": "+13125559999",
         "blood_group": BloodGroup.O_NEG,
         "site_id": "site-north",
+        "date_of_birth": date(1988, 4, 12),
+        "sex": Sex.FEMALE,
+        "weight_kg": 64.0,
+        "address": {
+            "line1": "12 Lake Shore Drive",
+            "city": "Chicago",
+            "postal_code": "60611",
+            "country": "US",
+        },
+        "notification_preferences": {
+            "consent": True,
+            "channels": [Channel.EMAIL, Channel.SMS],
+            "kinds": list(NotificationKind),
+        },
     }
 
 

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 REGION = "us-east-1"
 TABLE = "bloodbank"
 POOL_NAME = "bloodbank-local"
+PII_KEY_ALIAS = "alias/bloodbank-pii"
+DONOR_TOPIC = "bloodbank-donor-notifications"
+DOCUMENTS_BUCKET = "bloodbank-donor-documents"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class StackInfo:
     user_pool_id: str
     client_id: str
     api_url: str
+    pii_key_id: str = ""
+    donor_topic_arn: str = ""
+    documents_bucket: str = ""
 
     def settings(self, page_token_secret: str) -> Settings:
         return Settings(
@@ -49,6 +55,9 @@ class StackInfo:
             dynamodb_endpoint=self.dynamodb_endpoint,
             aws_endpoint=self.aws_endpoint,
             jwks_url=f"{self.aws_endpoint}/{self.user_pool_id}/.well-known/jwks.json",
+            pii_key_id=self.pii_key_id,
+            donor_topic_arn=self.donor_topic_arn,
+            documents_bucket=self.documents_bucket,
         )
 
     @property
@@ -117,7 +126,10 @@ def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
 
     binding = open_table(info.dynamodb_endpoint, info.region, info.table_name)
     directory = load_reference_data()
-    donors = DynamoDonorRepository(binding, CursorCodec(secret))
+    from bloodbank.adapters.kms import KmsFieldCipher
+
+    cipher = KmsFieldCipher(provisioning.client("kms", info.aws_endpoint, info.region), info.pii_key_id)
+    donors = DynamoDonorRepository(binding, CursorCodec(secret), cipher)
     now = seed.now()
     for donor_id, fields in seed.demo_donors():
         seed.seed_donor(donors, donor_id, fields, now)
@@ -169,6 +181,12 @@ def start(
     use_local_credentials()
     with running_engines(dynamodb_port, moto_port, state) as (ddb_url, moto_url):
         pool = provisioning.ensure_user_pool(moto_url, REGION, POOL_NAME)
+        pii_key = provisioning.ensure_pii_key(
+            moto_url, REGION, PII_KEY_ALIAS, str(state / "pii-key.material")
+        )
+        topic = provisioning.ensure_topic(moto_url, REGION, DONOR_TOPIC)
+        # moto applies a bucket policy's Deny whatever its condition, so no TLS-only policy locally.
+        provisioning.ensure_documents_bucket(moto_url, REGION, DOCUMENTS_BUCKET, pii_key, require_tls=False)
         info = StackInfo(
             region=REGION,
             table_name=TABLE,
@@ -177,6 +195,9 @@ def start(
             user_pool_id=pool.pool_id,
             client_id=pool.client_id,
             api_url=f"http://{host}:{port}/graphql",
+            pii_key_id=pii_key,
+            donor_topic_arn=topic,
+            documents_bucket=DOCUMENTS_BUCKET,
         )
         secret = page_token_secret(state)
         subs = provision_and_seed(info, secret)

@@ -15,8 +15,8 @@ from bloodbank.ports import Clock, DonorRepository, IdGenerator, Page
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-# Fields only blood service staff may set: the lab decides a blood group.
-STAFF_ONLY_FIELDS = ("blood_group",)
+# Fields only blood service staff may set: the lab decides a blood group, nurses weigh and take notes.
+STAFF_ONLY_FIELDS = ("blood_group", "weight_kg", "medical_notes")
 
 
 def page_size(limit: int | None, field: str = "limit") -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from bloodbank.domain.blood import BloodGroup
 
@@ -70,6 +71,50 @@ def all_donors(sort_name: str, donor_id: str) -> IndexKey:
 ALL_DONORS = "DONORS"
 
 
+# --- donations, units, DIN sequences, reminders -------------------------------------------------
+def _instant(at: datetime) -> str:
+    """A UTC timestamp that sorts as text in time order."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def donation(donor_id: str, collected_at: datetime, din: str) -> Key:
+    """In the donor's partition, ordered by collection time (newest first when read backwards)."""
+    return Key(f"DONOR#{donor_id}", f"{DONATION_PREFIX}{_instant(collected_at)}#{din}")
+
+
+DONATION_PREFIX = "DONATION#"
+
+
+def donation_by_din(din: str) -> IndexKey:
+    return IndexKey("gsi1", f"DONATION#{din}", "DONATION")
+
+
+def unit(unit_id: str) -> Key:
+    return Key(f"UNIT#{unit_id}", "UNIT")
+
+
+def units_in_stock_by_expiry(site_id: str, expires_at: datetime, unit_id: str) -> IndexKey:
+    """Units still in stock at a site, first to expire first (sparse: set only while in stock)."""
+    return IndexKey("gsi1", f"STOCK#SITE#{site_id}", f"{_instant(expires_at)}#{unit_id}")
+
+
+def din_sequence(facility_code: str, year: int) -> Key:
+    """The last sequence number given out for a facility and year (an atomic counter)."""
+    return Key(f"DINSEQ#{facility_code}#{year % 100:02d}", "DINSEQ")
+
+
+def reminder(due: date, donor_id: str, din: str) -> Key:
+    """An "eligible again" reminder, in the partition of the day it falls due."""
+    return Key(f"{REMINDER_PREFIX}{due.isoformat()}", f"{donor_id}#{din}")
+
+
+def reminders_due(due: date) -> str:
+    return f"{REMINDER_PREFIX}{due.isoformat()}"
+
+
+REMINDER_PREFIX = "REMINDERS#"
+
+
 # --- directory: sites, hospitals, hospital users ------------------------------------------------
 def site(site_id: str) -> Key:
     return Key(f"SITE#{site_id}", "SITE")
@@ -95,3 +140,12 @@ ALL_HOSPITALS = "HOSPITALS"
 
 def hospital_membership(user_sub: str) -> Key:
     return Key(f"USER#{user_sub}", "HOSPITAL_MEMBER")
+
+
+# --- notifications ------------------------------------------------------------------------------
+NOTIFY_PREFIX = "NOTIFY#"
+
+
+def notification(donor_id: str, key: str) -> Key:
+    """One notification's send claim, in the donor's partition (beside ``DONOR``, ``DONATION#...``)."""
+    return Key(f"DONOR#{donor_id}", f"{NOTIFY_PREFIX}{key}")

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     DiscriminatorAttribute,
+    ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
@@ -76,17 +79,38 @@ class TableItem(Model):
         setattr(self, f"{key.index}sk", key.sk)
 
 
+class SealedAttribute(BinaryAttribute):
+    """Ciphertext of one personal field (see FieldCipher): raw reads of the table show only this."""
+
+    def __init__(self) -> None:
+        super().__init__(null=True, legacy_encoding=False)
+
+
 class DonorItem(TableItem, discriminator="Donor"):
     donor_id = UnicodeAttribute()
     first_name = UnicodeAttribute()
     last_name = UnicodeAttribute()
     email = UnicodeAttribute()
-    phone = UnicodeAttribute(null=True)
     blood_group = UnicodeAttribute(null=True)
     site_id = UnicodeAttribute()
+    sex = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     version = NumberAttribute()
+    donation_count = NumberAttribute(default=0)
+    last_donation_at = UTCDateTimeAttribute(null=True)
+    recent_donations = UnicodeAttribute(null=True)  # JSON [[type, collected at], ...] of the last year
+    consented_at = UTCDateTimeAttribute(null=True)
+    channels = UnicodeSetAttribute(null=True)
+    notify_kinds = UnicodeSetAttribute(null=True)
+    # Envelope encryption: the wrapped data key, then one ciphertext per personal field.
+    pii_key = BinaryAttribute(null=True, legacy_encoding=False)
+    date_of_birth = SealedAttribute()
+    phone = SealedAttribute()
+    address = SealedAttribute()
+    weight_kg = SealedAttribute()
+    medical_notes = SealedAttribute()
+    deferrals = SealedAttribute()
 
 
 class DonorEmailItem(TableItem, discriminator="DonorEmail"):
@@ -114,6 +138,61 @@ class HospitalMemberItem(TableItem, discriminator="HospitalMember"):
 
     user_sub = UnicodeAttribute()
     hospital_id = UnicodeAttribute()
+
+
+class DonationItem(TableItem, discriminator="Donation"):
+    din = UnicodeAttribute()
+    donor_id = UnicodeAttribute()
+    site_id = UnicodeAttribute()
+    donation_type = UnicodeAttribute()
+    collected_at = UTCDateTimeAttribute()
+    recorded_by = UnicodeAttribute()
+    unit_ids = ListAttribute(of=UnicodeAttribute)
+    anticoagulant = UnicodeAttribute(null=True)
+    pii_key = BinaryAttribute(null=True, legacy_encoding=False)
+    haemoglobin_g_dl = SealedAttribute()
+
+
+class UnitItem(TableItem, discriminator="Unit"):
+    unit_id = UnicodeAttribute()
+    din = UnicodeAttribute()
+    component = UnicodeAttribute()
+    blood_group = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()
+    site_id = UnicodeAttribute()
+    donor_id = UnicodeAttribute()
+    collected_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    version = NumberAttribute()
+
+
+class DinSequenceItem(TableItem, discriminator="DinSequence"):
+    """The last DIN sequence number given out for one facility and year."""
+
+    last = NumberAttribute(default=0)
+
+
+class ReminderItem(TableItem, discriminator="Reminder"):
+    """Tell a donor they may donate again, on the day the interval of their donation ends."""
+
+    donor_id = UnicodeAttribute()
+    din = UnicodeAttribute()
+    donation_type = UnicodeAttribute()
+    due_at = UTCDateTimeAttribute()
+
+
+class NotificationItem(TableItem, discriminator="Notification"):
+    """A donor notification's send claim: CLAIMED while it is being sent, SENT once SNS took it.
+
+    Holds no address and no text, only which message it was (kind, reference, channel in the key).
+    """
+
+    donor_id = UnicodeAttribute()
+    notification_key = UnicodeAttribute()
+    status = UnicodeAttribute()
+    claimed_at = UTCDateTimeAttribute()
+    message_id = UnicodeAttribute(null=True)
+    sent_at = UTCDateTimeAttribute(null=True)
 
 
 def all_models() -> list[type[TableItem]]:

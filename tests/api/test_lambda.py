@@ -713,6 +713,7 @@ def test_handler_module_builds_from_the_environment_without_network(tmp_path: Pa
             "BLOODBANK_USER_POOL_ID": POOL_ID,
             "BLOODBANK_USER_POOL_CLIENT_IDS": f"{CLIENT_ID},another0client",
             "BLOODBANK_PAGE_TOKEN_SECRET": "a-page-token-secret-that-is-long-enough-0123",
+            "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
             "BLOODBANK_CORS_ORIGINS": ORIGIN,
             "BLOODBANK_GRAPHIQL": "false",
             "BLOODBANK_LOG_LEVEL": "WARNING",

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bloodbank.local.engines import free_port
@@ -105,6 +106,9 @@ class Stack:
         return self.cli("token", "--as", role).stdout.strip()
 
 
+ME = "{ me { id email bloodGroup phone dateOfBirth } }"
+
+
 def port_is_free(port: int) -> bool:
     import socket
 
@@ -140,8 +144,38 @@ def test_serve_sign_in_query_stop_and_find_the_data_again(tmp_path: Path) -> Non
                 }
             },
         )["data"]["registerDonor"]
-        demo_donor = stack.gql("{ me { id email bloodGroup } }", stack.token("donor"))["data"]["me"]
+        demo_donor = stack.gql(ME, stack.token("donor"))["data"]["me"]
         assert demo_donor["email"] == "donor@example.org"
+        assert (demo_donor["phone"], demo_donor["dateOfBirth"]) == ("+13125559999", "1988-04-12")  # via KMS
+        # Staff record a donation: eligibility checked, a DIN of site-north's facility, quarantined units.
+        donation = stack.gql(
+            "mutation($i: RecordDonationInput!) { recordDonation(input: $i) { din units { status } } }",
+            staff,
+            {"i": {"donorId": demo_donor["id"], "donationType": "PLATELETS", "haemoglobinGdl": 13.1}},
+        )
+        assert "errors" not in donation, donation
+        assert donation["data"]["recordDonation"]["din"].startswith("W1234")
+        assert donation["data"]["recordDonation"]["units"] == [{"status": "QUARANTINED"}]
+        # The donor uploads a consent form with a presigned POST and downloads it again.
+        donor_token = stack.token("donor")
+        ticket = stack.gql(
+            "mutation($i: RequestDonorDocumentUploadInput!) {"
+            " requestDonorDocumentUpload(input: $i) { url fields key } }",
+            donor_token,
+            {"i": {"donorId": demo_donor["id"], "kind": "CONSENT_FORM", "contentType": "application/pdf"}},
+        )["data"]["requestDonorDocumentUpload"]
+        pdf = b"%PDF-1.4 consent\n%%EOF\n"
+        upload = httpx.post(
+            ticket["url"],
+            data=json.loads(ticket["fields"]),
+            files={"file": ("c.pdf", pdf, "application/pdf")},
+        )
+        assert upload.status_code in (200, 201, 204), upload.text
+        documents = stack.gql("{ me { documents { kind versions { downloadUrl } } } }", donor_token)["data"][
+            "me"
+        ]["documents"]
+        assert [d["kind"] for d in documents] == ["CONSENT_FORM"]
+        assert httpx.get(documents[0]["versions"][0]["downloadUrl"]).content == pdf
         hospital = stack.gql("{ listDonors { items { id } } }", stack.token("hospital"))
         assert hospital["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
@@ -188,4 +222,5 @@ def test_serve_sign_in_query_stop_and_find_the_data_again(tmp_path: Path) -> Non
         found = stack.gql("query($id: ID!) { getDonor(id: $id) { lastName } }", staff, {"id": created["id"]})
         assert found["data"]["getDonor"] == {"lastName": "Tent"}
         # The demo donor signs in to a fresh user pool and is still the same donor record.
-        assert stack.gql("{ me { id email bloodGroup } }", stack.token("donor"))["data"]["me"] == demo_donor
+        # Its personal fields still decrypt: the local KMS key survived the moto restart.
+        assert stack.gql(ME, stack.token("donor"))["data"]["me"] == demo_donor

@@ -53,6 +53,8 @@ LAMBDA_RESERVED = {
 # Services that hold data: no wildcard in their action names, no "Resource: *" in identity policies.
 DATA_SERVICES = {"dynamodb", "s3", "kms", "secretsmanager", "sqs", "sns", "ses", "ssm", "logs"}
 FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
+# Statements IAM only allows on every resource, by Sid, with the one action each may hold.
+RESOURCE_STAR_ALLOWED = {"SmsToPhoneNumbers": ["sns:Publish"]}  # an SMS to a phone number has no ARN
 
 
 # --- reading the template --------------------------------------------------------------------------------
@@ -487,8 +489,14 @@ def test_policies_have_no_wildcard_actions() -> None:
             assert operation != "*", f"wildcard action {action}"
             if service in DATA_SERVICES:
                 assert "*" not in operation, f"wildcard action on a data service: {action}"
-                if "Principal" not in statement:  # an identity policy: name the resources
+                if "Principal" not in statement and statement.get("Sid") not in RESOURCE_STAR_ALLOWED:
                     assert "*" not in listed(statement["Resource"]), f"{action} on every resource"
+
+
+def test_statements_on_every_resource_hold_only_their_one_action() -> None:
+    for statement in _statements(template()["Resources"]):
+        if statement.get("Sid") in RESOURCE_STAR_ALLOWED and "Principal" not in statement:
+            assert listed(statement["Action"]) == RESOURCE_STAR_ALLOWED[statement["Sid"]], statement
 
 
 def test_function_role_grants_what_the_code_calls_and_nothing_broader_on_the_table() -> None:

@@ -12,9 +12,10 @@ from moto import mock_aws
 
 from bloodbank.adapters.provisioning import client
 from bloodbank.cursor import CursorCodec
-from bloodbank.fakes import InMemoryDirectory, InMemoryDonorRepository
+from bloodbank.fakes import InMemoryDirectory, InMemoryDonations, InMemoryDonorRepository, InMemoryFieldCipher
 from bloodbank.local import seed, stack
 from bloodbank.ports import DonorRepository
+from bloodbank.storage.donations import DynamoDonations
 from bloodbank.storage.donors import DynamoDonorRepository
 from tests.conftest import PAGE_SECRET, REGION
 
@@ -27,6 +28,8 @@ class Store:
     donors: DonorRepository
     directory: Any
     raw: Callable[[str, str], dict[str, Any] | None]  # (pk, sk) -> the item as DynamoDB stores it
+    donations: Any = None  # DynamoDonations or InMemoryDonations
+    cipher: InMemoryFieldCipher | None = None
 
 
 def _dynamo_store(engine: str, endpoint: str | None) -> Store:
@@ -41,7 +44,16 @@ def _dynamo_store(engine: str, endpoint: str | None) -> Store:
         ).get("Item")
         return item
 
-    return Store(engine, DynamoDonorRepository(binding, CursorCodec(PAGE_SECRET)), directory, raw)
+    cipher = InMemoryFieldCipher()
+    cursors = CursorCodec(PAGE_SECRET)
+    return Store(
+        engine,
+        DynamoDonorRepository(binding, cursors, cipher),
+        directory,
+        raw,
+        DynamoDonations(binding, cursors, cipher),
+        cipher,
+    )
 
 
 @pytest.fixture(params=ENGINES)
@@ -49,11 +61,13 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     engine = request.param
     if engine == "memory":
         directory = InMemoryDirectory(site_list=list(seed.SITES), hospital_list=list(seed.HOSPITALS))
+        donors = InMemoryDonorRepository(directory, CursorCodec(PAGE_SECRET))
         yield Store(
             engine,
-            InMemoryDonorRepository(directory, CursorCodec(PAGE_SECRET)),
+            donors,
             directory,
             lambda pk, sk: None,
+            InMemoryDonations(donors, CursorCodec(PAGE_SECRET)),
         )
     elif engine == "moto":
         with mock_aws():
