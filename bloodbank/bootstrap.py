@@ -148,12 +148,11 @@ def build_container(
         ledger = ledger or DynamoNotificationLedger(binding)
         real_probes.append(CachedProbe(TableProbe(binding)))
     if notifier is None:
-        from bloodbank.adapters.provisioning import client
+        from bloodbank.adapters.provisioning import LazyClient, client
         from bloodbank.adapters.sns import SnsNotifier
 
-        notifier = SnsNotifier(
-            client("sns", settings.aws_endpoint, settings.region), settings.donor_topic_arn
-        )
+        sns = LazyClient(lambda: client("sns", settings.aws_endpoint, settings.region))
+        notifier = SnsNotifier(sns, settings.donor_topic_arn)
     if documents is None:
         documents = _document_store(settings)
     if key_source is None:
