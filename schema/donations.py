@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, TypeVar
 
 import strawberry
 
@@ -12,6 +14,14 @@ from resolvers import donations as donation_resolvers
 from schema.auth import STAFF, allow
 from schema.calls import Ctx, call
 from schema.enums import BloodGroup, Component
+
+E = TypeVar("E", bound=Enum)
+
+
+def in_declared_order(members: Iterable[E]) -> list[E]:
+    """A set of enum members as a list in the enum's own order, the same on every request."""
+    return sorted(members, key=lambda m: list(type(m).__members__.values()).index(m))
+
 
 DonationType = strawberry.enum(
     donations.DonationType,
@@ -103,10 +113,13 @@ class Deferral:
     starts_on: date
     ends_on: date | None = strawberry.field(description="Null for a permanent deferral.")
     permanent: bool
-    donation_types: list[DonationType]  # type: ignore[valid-type]
     note: str | None
     recorded_by: strawberry.ID
     recorded_at: datetime
+
+    @strawberry.field(description="The donation types it stops.")
+    def donation_types(self) -> list[DonationType]:  # type: ignore[valid-type]
+        return in_declared_order(self.donation_types)
 
 
 @strawberry.type(description="A postal address.")
@@ -124,8 +137,14 @@ class NotificationPreferences:
     consented_at: datetime | None = strawberry.field(
         description="When the donor agreed; null: nothing is sent."
     )
-    channels: list[NotificationChannel]  # type: ignore[valid-type]
-    kinds: list[NotificationKind]  # type: ignore[valid-type]
+
+    @strawberry.field
+    def channels(self) -> list[NotificationChannel]:  # type: ignore[valid-type]
+        return in_declared_order(self.channels)  # type: ignore[arg-type]
+
+    @strawberry.field
+    def kinds(self) -> list[NotificationKind]:  # type: ignore[valid-type]
+        return in_declared_order(self.kinds)  # type: ignore[arg-type]
 
 
 # --- inputs ---------------------------------------------------------------------------------------

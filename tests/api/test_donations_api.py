@@ -204,3 +204,44 @@ def test_a_donor_cannot_set_staff_only_fields(api: Api) -> None:
         token=donor,
     )
     assert error_codes(body) == ["FORBIDDEN"]
+
+
+def test_a_donor_changes_their_own_notification_preferences(api: Api, world: World) -> None:
+    me = api.tokens("Donors", sub="self-2")
+    body = api.gql(REGISTER, {"input": {**DONOR_INPUT, "bloodGroup": None, "weightKg": None}}, token=me)
+    assert "errors" not in body, body
+    update = """mutation($input: UpdateDonorInput!) {
+      updateDonor(input: $input) { version notificationPreferences { consentedAt channels kinds } }
+    }"""
+    withdrawn = api.gql(
+        update,
+        {"input": {"id": "self-2", "expectedVersion": 1, "notificationPreferences": {"consent": False}}},
+        token=me,
+    )
+    assert withdrawn["data"]["updateDonor"]["notificationPreferences"] == {
+        "consentedAt": None,
+        "channels": [],
+        "kinds": ["DONATION_THANKS", "ELIGIBLE_AGAIN", "BLOOD_ISSUED", "APPEAL"],
+    }
+    world.clock.advance(days=1)
+    again = api.gql(
+        update,
+        {
+            "input": {
+                "id": "self-2",
+                "expectedVersion": 2,
+                "notificationPreferences": {
+                    "consent": True,
+                    "channels": ["SMS"],
+                    "kinds": ["ELIGIBLE_AGAIN"],
+                },
+            }
+        },
+        token=me,
+    )
+    prefs = again["data"]["updateDonor"]["notificationPreferences"]
+    assert prefs == {
+        "consentedAt": "2026-11-23T09:00:00.000Z",
+        "channels": ["SMS"],
+        "kinds": ["ELIGIBLE_AGAIN"],
+    }

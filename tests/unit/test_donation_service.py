@@ -306,3 +306,11 @@ def test_the_donor_keeps_one_year_of_donations_for_eligibility(s: Setup) -> None
         for d in donor.recent_donations
     )
     assert len(s.store.donations) == 15  # the full history stays in the donations
+
+
+def test_the_donor_hears_when_their_blood_reaches_a_hospital(s: Setup) -> None:
+    recorded = s.record(s.donor())
+    s.notes.sent.clear()
+    unit = recorded.units[0]
+    s.service.notify_unit_issued(unit)
+    assert s.notes.sent == [(NotificationKind.BLOOD_ISSUED, unit.donor_id, unit.id)]
