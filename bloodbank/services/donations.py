@@ -271,7 +271,7 @@ class DonationService:
             {
                 "donation_type": reminder.donation_type.label,
                 "site": site.name,
-                "eligible_on": reminder.due_at.date().isoformat(),
+                "eligible_on": _as_read(reminder.due_at),
             },
         )
         return bool(sent)
@@ -286,8 +286,16 @@ class DonationService:
             contact_of(donor),
             donor.preferences,
             unit.id,
-            {"component": unit.component.value.replace("_", " ").lower()},
+            {
+                "component": unit.component.value.replace("_", " ").lower(),
+                "donated_on": _as_read(unit.collected_at),
+            },
         )
+
+
+def _as_read(at: datetime) -> str:
+    """A date as people write it in a message: 6 December 2026."""
+    return f"{at.day} {at:%B %Y}"
 
 
 @dataclass(frozen=True, slots=True)
