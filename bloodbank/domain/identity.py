@@ -45,6 +45,10 @@ class Identity:
     def is_hospital(self) -> bool:
         return Group.HOSPITALS in self.groups
 
+    def may_see_donor(self, donor_id: str) -> bool:
+        """Staff see every donor's record; a donor only their own (their id is their ``sub``)."""
+        return self.is_staff or (self.is_donor and donor_id == self.sub)
+
 
 def parse_groups(raw: object) -> frozenset[Group]:
     """Known groups from a ``cognito:groups`` claim; unknown names are ignored."""

@@ -18,10 +18,6 @@ from bloodbank.errors import BadUserInput, FieldProblem, Forbidden, NotFound
 from bloodbank.ports import DocumentStore, DonorRepository, IdGenerator
 
 
-def _may_see(identity: Identity, donor_id: str) -> bool:
-    return identity.is_staff or (identity.is_donor and identity.sub == donor_id)
-
-
 @dataclass
 class DocumentService:
     donors: DonorRepository
@@ -40,7 +36,7 @@ class DocumentService:
         if not (identity.is_staff or identity.is_donor):
             raise Forbidden("Only the donor and blood service staff can upload a donor's documents")
         request = rules.validate_upload(donor_id, kind, content_type, document_id)
-        if not _may_see(identity, request.donor_id):
+        if not identity.may_see_donor(request.donor_id):
             raise Forbidden("Donors can only upload their own documents")
         if self.donors.get(request.donor_id) is None:
             raise NotFound(f"No donor with id {request.donor_id}")
@@ -57,14 +53,14 @@ class DocumentService:
 
     def list(self, identity: Identity, donor_id: str) -> list[DonorDocument]:
         """The donor's documents, most recently uploaded first, each with its versions newest first."""
-        if not _may_see(identity, donor_id):
+        if not identity.may_see_donor(donor_id):
             raise Forbidden("Only the donor and blood service staff can see a donor's documents")
         donor_id = self._donor_id(donor_id)
         return rules.documents_of(donor_id, self.store.versions(rules.donor_prefix(donor_id)))
 
     def download_url(self, identity: Identity, document: DonorDocument, version_id: str) -> str:
         """A link that downloads one version of a document for a few minutes."""
-        if not _may_see(identity, document.donor_id):
+        if not identity.may_see_donor(document.donor_id):
             raise Forbidden("Only the donor and blood service staff can download a donor's documents")
         if version_id not in {v.version_id for v in document.versions}:
             raise NotFound("This document has no such version")

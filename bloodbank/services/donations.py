@@ -106,7 +106,7 @@ class DonationService:
         return site
 
     def check_may_see(self, identity: Identity, donor_id: str) -> None:
-        if not identity.is_staff and not (identity.is_donor and donor_id == identity.sub):
+        if not identity.may_see_donor(donor_id):
             raise Forbidden("Donors can only see their own donations and eligibility")
 
     def _facts(self, donor: Donor, weight_kg: float | None = None) -> DonorFacts:

@@ -63,7 +63,7 @@ class DonorService:
 
     def get(self, identity: Identity, donor_id: str) -> Donor | None:
         donor_id = _donor_id(donor_id)
-        if not identity.is_staff and not (identity.is_donor and donor_id == identity.sub):
+        if not identity.may_see_donor(donor_id):
             raise Forbidden("Donors can only see their own record")
         return self.repository.get(donor_id)
 
@@ -74,7 +74,7 @@ class DonorService:
         self, identity: Identity, donor_id: str, expected_version: int, values: Mapping[str, object]
     ) -> Donor:
         donor_id = _donor_id(donor_id)
-        if not identity.is_staff and not (identity.is_donor and donor_id == identity.sub):
+        if not identity.may_see_donor(donor_id):
             raise Forbidden("Donors can only change their own record")
         self._forbid_staff_only(identity, values, creating=False)
         if not values:
