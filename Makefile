@@ -8,7 +8,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean \
-	build-GraphQLFunction build-RemindersFunction
+	build-GraphQLFunction build-RemindersFunction build-ExpirySweepFunction
 
 serve: install
 	$(BIN)/bloodbank serve
@@ -67,6 +67,7 @@ build-GraphQLFunction: $(PY_STAMP)
 
 # Every function ships the same package; sam build gives each its own ARTIFACTS_DIR.
 build-RemindersFunction: build-GraphQLFunction
+build-ExpirySweepFunction: build-GraphQLFunction
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

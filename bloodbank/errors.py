@@ -115,3 +115,14 @@ class ServiceUnavailable(AppError):
 
     def extensions(self) -> dict[str, object]:
         return {**super().extensions(), "requestId": self.request_id}
+
+
+class StaleWrite(Exception):
+    """A transaction was refused because these named items were not as read; nothing was written.
+
+    Names: ``unit <id>``, ``request``, ``tests``, ``idempotency``, ``site``.
+    """
+
+    def __init__(self, failed: set[str]) -> None:
+        super().__init__(", ".join(sorted(failed)))
+        self.failed = failed

@@ -7,9 +7,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Generic, Protocol, TypeVar
 
+from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr
+from bloodbank.domain.inventory import (
+    BloodRequest,
+    LedgerEntry,
+    LevelKey,
+    RequestStatus,
+    TestMarker,
+    TestOutcome,
+    Threshold,
+    UnitChange,
+)
 from bloodbank.domain.notifications import OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
 
@@ -172,3 +183,98 @@ class DocumentStore(Protocol):
 
     def download_url(self, key: str, version_id: str, expires_in: int) -> str:
         """A link that downloads this version as an attachment for ``expires_in`` seconds."""
+
+
+# --- inventory ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TestRecord:
+    """The screening results and ABO/RhD typing recorded so far for one donation."""
+
+    __test__ = False
+
+    din: str
+    results: Mapping[TestMarker, TestOutcome]
+    blood_group: BloodGroup | None
+    recorded_by: str
+    recorded_at: datetime
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """A mutation's ``clientRequestToken``: what was asked (fingerprint) and what it answered."""
+
+    scope: str  # the caller and the operation
+    token: str
+    fingerprint: str  # a digest of the arguments: the same token with other arguments is refused
+    result: str  # the id(s) of what the first call returned
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryWrite:
+    """Everything one transaction writes: unit changes with their ledger entries and the stock
+    counters they move, a hospital request (created, or replaced if its version is unchanged),
+    test results, and the idempotency record of the mutation. All or nothing."""
+
+    at: datetime
+    units: Sequence[UnitChange] = ()
+    request: BloodRequest | None = None
+    request_version: int | None = None  # the version read; None creates the request
+    tests: TestRecord | None = None
+    tests_version: int | None = None  # None creates the record
+    idempotency: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StockCounts:
+    """One stock level as stored: counters, the threshold set by admins, issues per day."""
+
+    key: LevelKey
+    available: int
+    reserved: int
+    threshold: Threshold | None
+    issued_by_day: Mapping[date, int]
+
+
+class InventoryStore(Protocol):
+    """Units, stock levels, hospital requests and test results (DynamoInventory, InMemoryInventory)."""
+
+    def units(self, unit_ids: Sequence[str]) -> list[BloodUnit]:
+        """The units that exist among ``unit_ids``, in the order asked (one batched read)."""
+
+    def units_of_donation(self, din: str) -> list[BloodUnit]:
+        """Every unit labelled with this DIN (siblings made from one donation)."""
+
+    def available_units(
+        self, site_id: str, component: Component, group: BloodGroup, after: datetime, limit: int
+    ) -> list[BloodUnit]:
+        """AVAILABLE units of a site, component and group expiring after ``after``, first to expire
+        first. May be slightly stale (an index): the write's conditions decide."""
+
+    def in_stock(
+        self, site_id: str, expiring_before: datetime | None, limit: int, next_token: str | None
+    ) -> Page[BloodUnit]:
+        """Units on a site's shelves (QUARANTINED, AVAILABLE, RESERVED), first to expire first."""
+
+    def ledger(self, unit_id: str) -> list[LedgerEntry]:
+        """The unit's changes, oldest first."""
+
+    def commit(self, write: InventoryWrite) -> None:
+        """Write it all in one transaction, or nothing: StaleWrite names what was not as read."""
+
+    def stock(self, site_id: str | None, since: date) -> list[StockCounts]:
+        """Stock levels of one site (or every site), with issues per day from ``since``."""
+
+    def set_threshold(self, key: LevelKey, threshold: Threshold) -> None: ...
+
+    def request(self, request_id: str) -> BloodRequest | None: ...
+
+    def requests(
+        self, hospital_id: str | None, status: RequestStatus | None, limit: int, next_token: str | None
+    ) -> Page[BloodRequest]:
+        """A hospital's requests newest first; or, for staff, by status (soonest needed first), or all."""
+
+    def tests(self, din: str) -> TestRecord | None: ...
+
+    def idempotency(self, scope: str, token: str) -> IdempotencyRecord | None: ...

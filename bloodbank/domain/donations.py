@@ -88,6 +88,7 @@ class BloodUnit:
     collected_at: datetime
     expires_at: datetime
     version: int = 1
+    request_id: str | None = None  # the hospital request it is reserved for or was issued to
 
 
 @dataclass(frozen=True, slots=True)

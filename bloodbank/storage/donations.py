@@ -9,14 +9,12 @@ from typing import Any, cast
 from pynamodb.exceptions import UpdateError
 
 from bloodbank.cursor import CursorCodec
-from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.donations import (
     Anticoagulant,
     BloodUnit,
     Donation,
     DonationType,
     Reminder,
-    UnitStatus,
 )
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.isbt import MAX_SEQUENCE
@@ -25,6 +23,7 @@ from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, Fiel
 from bloodbank.ports import FieldCipher, Page
 from bloodbank.storage import keys
 from bloodbank.storage.donors import encode_recent, seal_into, unsealer
+from bloodbank.storage.inventory import to_unit, unit_item
 from bloodbank.storage.models import (
     DinSequenceItem,
     DonationItem,
@@ -35,42 +34,6 @@ from bloodbank.storage.models import (
     UnitItem,
 )
 from bloodbank.storage.transactions import ConditionsFailed, Transaction, retry_on_transaction_conflict
-
-IN_STOCK = frozenset({UnitStatus.QUARANTINED, UnitStatus.AVAILABLE, UnitStatus.RESERVED})
-
-
-def unit_item(unit: BloodUnit) -> UnitItem:
-    item = UnitItem(
-        unit_id=unit.id,
-        din=unit.din,
-        component=unit.component.value,
-        blood_group=unit.blood_group.value if unit.blood_group else None,
-        status=unit.status.value,
-        site_id=unit.site_id,
-        donor_id=unit.donor_id,
-        collected_at=unit.collected_at,
-        expires_at=unit.expires_at,
-        version=unit.version,
-    )
-    item.set_key(keys.unit(unit.id))
-    if unit.status in IN_STOCK:
-        item.set_index(keys.units_in_stock_by_expiry(unit.site_id, unit.expires_at, unit.id))
-    return item
-
-
-def to_unit(item: UnitItem) -> BloodUnit:
-    return BloodUnit(
-        id=item.unit_id,
-        din=item.din,
-        component=Component(item.component),
-        blood_group=BloodGroup(item.blood_group) if item.blood_group else None,
-        status=UnitStatus(item.status),
-        site_id=item.site_id,
-        donor_id=item.donor_id,
-        collected_at=item.collected_at,
-        expires_at=item.expires_at,
-        version=int(item.version),
-    )
 
 
 class DynamoDonations:

@@ -149,3 +149,115 @@ NOTIFY_PREFIX = "NOTIFY#"
 def notification(donor_id: str, key: str) -> Key:
     """One notification's send claim, in the donor's partition (beside ``DONOR``, ``DONATION#...``)."""
     return Key(f"DONOR#{donor_id}", f"{NOTIFY_PREFIX}{key}")
+
+
+# --- inventory: units, ledger, stock levels, requests, test results, idempotency --------------
+LEDGER_PREFIX = "LEDGER#"
+
+
+def unit_ledger(unit_id: str, version: int) -> Key:
+    """One change of a unit, beside the unit in its partition, numbered by the unit's new version."""
+    return Key(f"UNIT#{unit_id}", f"{LEDGER_PREFIX}{version:08d}")
+
+
+def units_available(
+    site_id: str, component: str, group: BloodGroup, expires_at: datetime, unit_id: str
+) -> IndexKey:
+    """AVAILABLE units of a site, component and group, first to expire first (sparse)."""
+    return IndexKey(
+        "gsi2", units_available_partition(site_id, component, group), f"{_instant(expires_at)}#{unit_id}"
+    )
+
+
+def units_available_partition(site_id: str, component: str, group: BloodGroup) -> str:
+    return f"AVAILABLE#{site_id}#{component}#{group.value}"
+
+
+def units_in_stock_partition(site_id: str) -> str:
+    return f"STOCK#SITE#{site_id}"
+
+
+def expiry_bound(at: datetime) -> str:
+    """Sort keys of the expiry-ordered indexes below this one expire before ``at``."""
+    return _instant(at)
+
+
+def units_of_din(din: str, unit_id: str) -> IndexKey:
+    return IndexKey("gsi3", f"DIN#{din}", f"UNIT#{unit_id}")
+
+
+def units_of_din_partition(din: str) -> str:
+    return f"DIN#{din}"
+
+
+STOCK_LEVELS = "STOCKLEVELS"  # gsi3 partition: every site's levels and daily issue counts
+LEVEL_PREFIX = "LEVEL#"
+DAY_PREFIX = "DAY#"
+
+
+def stock_level(site_id: str, group: BloodGroup, component: str) -> Key:
+    return Key(f"STOCKLEVEL#{site_id}", f"{LEVEL_PREFIX}{group.value}#{component}")
+
+
+def stock_level_index(site_id: str, group: BloodGroup, component: str) -> IndexKey:
+    return IndexKey("gsi3", STOCK_LEVELS, f"{LEVEL_PREFIX}{site_id}#{group.value}#{component}")
+
+
+def issued_on(site_id: str, group: BloodGroup, component: str, day: date) -> Key:
+    """Units of a level issued on one day (a counter); ``DAY#`` sorts before ``LEVEL#``, so one
+    Query from ``DAY#<first day>`` reads the window's counters and every level."""
+    return Key(f"STOCKLEVEL#{site_id}", f"{DAY_PREFIX}{day.isoformat()}#{group.value}#{component}")
+
+
+def issued_on_index(site_id: str, group: BloodGroup, component: str, day: date) -> IndexKey:
+    return IndexKey(
+        "gsi3", STOCK_LEVELS, f"{DAY_PREFIX}{day.isoformat()}#{site_id}#{group.value}#{component}"
+    )
+
+
+def stock_partition(site_id: str) -> str:
+    return f"STOCKLEVEL#{site_id}"
+
+
+def stock_from(day: date) -> str:
+    return f"{DAY_PREFIX}{day.isoformat()}"
+
+
+def blood_request(request_id: str) -> Key:
+    return Key(f"REQUEST#{request_id}", "REQUEST")
+
+
+def requests_of_hospital(hospital_id: str, created_at: datetime, request_id: str) -> IndexKey:
+    return IndexKey(
+        "gsi1", requests_of_hospital_partition(hospital_id), f"{_instant(created_at)}#{request_id}"
+    )
+
+
+def requests_of_hospital_partition(hospital_id: str) -> str:
+    return f"REQUESTS#HOSPITAL#{hospital_id}"
+
+
+def requests_by_status(status: str, needed_by: datetime, request_id: str) -> IndexKey:
+    """Requests in one status, soonest needed first: the staff's work list."""
+    return IndexKey("gsi2", requests_by_status_partition(status), f"{_instant(needed_by)}#{request_id}")
+
+
+def requests_by_status_partition(status: str) -> str:
+    return f"REQUESTS#STATUS#{status}"
+
+
+ALL_REQUESTS = "REQUESTS"
+
+
+def all_requests(created_at: datetime, request_id: str) -> IndexKey:
+    return IndexKey("gsi3", ALL_REQUESTS, f"{_instant(created_at)}#{request_id}")
+
+
+def test_results(din: str) -> Key:
+    return Key(f"TESTS#{din}", "TESTS")
+
+
+def idempotency(scope: str, token: str) -> Key:
+    """A mutation's client request token, per caller and operation (hashed: tokens are the client's)."""
+    digest = hashlib.sha256(f"{scope}\x00{token}".encode()).hexdigest()
+    return Key(f"IDEMPOTENCY#{digest}", "IDEMPOTENCY")

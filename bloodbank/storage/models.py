@@ -164,6 +164,89 @@ class UnitItem(TableItem, discriminator="Unit"):
     collected_at = UTCDateTimeAttribute()
     expires_at = UTCDateTimeAttribute()
     version = NumberAttribute()
+    request_id = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+
+
+class LedgerItem(TableItem, discriminator="Ledger"):
+    """One change of one unit (pk ``UNIT#<id>``, sk ``LEDGER#<version>``). Written once, never changed."""
+
+    unit_id = UnicodeAttribute()
+    version = NumberAttribute()
+    at = UTCDateTimeAttribute()
+    by = UnicodeAttribute()
+    from_status = UnicodeAttribute()
+    to_status = UnicodeAttribute()
+    why = UnicodeAttribute()
+    site_id = UnicodeAttribute()
+    to_site_id = UnicodeAttribute(null=True)
+    request_id = UnicodeAttribute(null=True)
+    wastage = UnicodeAttribute(null=True)
+
+
+class StockLevelItem(TableItem, discriminator="StockLevel"):
+    """Counters of one site x blood group x component, moved in the transactions that move units."""
+
+    site_id = UnicodeAttribute()
+    blood_group = UnicodeAttribute()
+    component = UnicodeAttribute()
+    available = NumberAttribute(default=0)
+    reserved = NumberAttribute(default=0)
+    par_level = NumberAttribute(null=True)
+    amber_days = NumberAttribute(null=True)
+    red_days = NumberAttribute(null=True)
+    window_days = NumberAttribute(null=True)
+
+
+class IssuedDayItem(TableItem, discriminator="IssuedDay"):
+    """Units of one level issued on one day: the trailing issue rate is read from these."""
+
+    site_id = UnicodeAttribute()
+    blood_group = UnicodeAttribute()
+    component = UnicodeAttribute()
+    day = UnicodeAttribute()
+    issued = NumberAttribute(default=0)
+    expires = NumberAttribute(null=True)  # epoch seconds: the table's TTL removes old days
+
+
+class BloodRequestItem(TableItem, discriminator="BloodRequest"):
+    request_id = UnicodeAttribute()
+    hospital_id = UnicodeAttribute()
+    site_id = UnicodeAttribute()
+    blood_group = UnicodeAttribute()
+    component = UnicodeAttribute()
+    quantity = NumberAttribute()
+    urgency = UnicodeAttribute()
+    needed_by = UTCDateTimeAttribute()
+    status = UnicodeAttribute()
+    unit_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    issued_unit_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    created_by = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    version = NumberAttribute()
+    cancel_reason = UnicodeAttribute(null=True)
+
+
+class TestResultsItem(TableItem, discriminator="TestResults"):
+    __test__ = False
+
+    din = UnicodeAttribute()
+    results = UnicodeAttribute()  # JSON {marker: outcome}
+    blood_group = UnicodeAttribute(null=True)
+    recorded_by = UnicodeAttribute()
+    recorded_at = UTCDateTimeAttribute()
+    version = NumberAttribute()
+
+
+class IdempotencyItem(TableItem, discriminator="Idempotency"):
+    """A mutation's client request token: one effect, and the same answer when it is retried."""
+
+    scope = UnicodeAttribute()
+    fingerprint = UnicodeAttribute()
+    result = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    expires = NumberAttribute(null=True)  # epoch seconds (TTL)
 
 
 class DinSequenceItem(TableItem, discriminator="DinSequence"):

@@ -55,6 +55,37 @@ DATA_SERVICES = {"dynamodb", "s3", "kms", "secretsmanager", "sqs", "sns", "ses",
 FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 # Statements IAM only allows on every resource, by Sid, with the one action each may hold.
 RESOURCE_STAR_ALLOWED = {"SmsToPhoneNumbers": ["sns:Publish"]}  # an SMS to a phone number has no ARN
+# What each handler calls on the table (bloodbank/storage/ACCESS_PATTERNS.md). TransactWriteItems is
+# authorized per item: PutItem, UpdateItem, DeleteItem, ConditionCheckItem. A role shared by several
+# functions must grant the union. A new function's handler goes here, with what it calls.
+TABLE_OPERATIONS = {
+    # Reads, conditional writes and transactions (donors, donations, inventory), Query, GET /health.
+    "handler.http_handler": {
+        "BatchGetItem",
+        "ConditionCheckItem",
+        "DeleteItem",
+        "DescribeTable",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "UpdateItem",
+    },
+    # Due reminders (Query), donors (GetItem), the notification ledger (Put, Update, Delete).
+    "handler.eligibility_reminders": {"DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"},
+    # One Query per site on an index; units, stock counters and ledger entries in transactions.
+    "handler.expire_units": {
+        "BatchGetItem",
+        "ConditionCheckItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "UpdateItem",
+    },
+}
+# Handlers that touch table items only: their role reaches the table, its key and their logs, no more
+# (no donors' personal-data key, documents or notifications), and grants exactly TABLE_OPERATIONS.
+TABLE_ONLY_HANDLERS = {"handler.expire_units"}
+NEVER_ON_THE_TABLE = {"Scan", "CreateTable", "DeleteTable", "UpdateTable", "PartiQLSelect", "PartiQLUpdate"}
 
 
 # --- reading the template --------------------------------------------------------------------------------
@@ -119,6 +150,18 @@ def functions() -> dict[str, dict[str, Any]]:
     found = resources(*FUNCTION_TYPES)
     assert found, "the template defines no function"
     return found
+
+
+# Per-function tests are parametrized by logical id, so a failure names the function it is about.
+FUNCTION_NAMES = sorted(resources(*FUNCTION_TYPES))
+
+
+def function(name: str) -> dict[str, Any]:
+    return functions()[name]
+
+
+def handler_of(name: str) -> str:
+    return str(function_props(function(name))["Handler"])
 
 
 def is_ref(value: Any, target: str) -> bool:
@@ -246,21 +289,30 @@ def _environment(resource: dict[str, Any]) -> dict[str, Any]:
     return dict(function_props(resource).get("Environment", {}).get("Variables", {}))
 
 
-def test_function_environment_names_are_the_ones_settings_reads() -> None:
+def test_template_defines_functions_and_each_is_tested() -> None:
+    assert sorted(functions()) == FUNCTION_NAMES  # functions() fails if there are none
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_function_environment_names_are_the_ones_settings_reads(name: str) -> None:
     allowed = set(_aws_settings_env()) - LAMBDA_RESERVED
     required = _required_env_names()
     assert required, "Settings.from_env should require something (pool, clients, page-token secret)"
-    for name, function in functions().items():
-        env = _environment(function)
-        assert not set(env) & LAMBDA_RESERVED, f"{name} sets variables Lambda reserves"
-        assert set(env) <= allowed, (
-            f"{name} sets variables Settings never reads: {sorted(set(env) - allowed)}"
-        )
-        missing = required - LAMBDA_RESERVED - set(env)
-        assert not missing, f"{name} lacks required settings {sorted(missing)}"
+    env = _environment(function(name))
+    assert not set(env) & LAMBDA_RESERVED, f"{name} sets variables Lambda reserves"
+    assert set(env) <= allowed, f"{name} sets variables Settings never reads: {sorted(set(env) - allowed)}"
+    missing = required - LAMBDA_RESERVED - set(env)
+    assert not missing, f"{name} lacks required settings {sorted(missing)}"
 
 
-def test_function_environment_refers_to_this_stack_and_parses_into_settings() -> None:
+def _deployed_env(name: str) -> dict[str, str]:
+    """The function's environment in the default deployment (AWS_REGION is set by Lambda)."""
+    values = {k: str(evaluate(v)) for k, v in _environment(function(name)).items()}
+    return {**values, "AWS_REGION": "eu-west-2"}
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_function_environment_refers_to_this_stack_and_parses_into_settings(name: str) -> None:
     table_name, _ = only("AWS::DynamoDB::Table")
     pool_name, _ = only("AWS::Cognito::UserPool")
     clients = {
@@ -269,24 +321,36 @@ def test_function_environment_refers_to_this_stack_and_parses_into_settings() ->
         if is_ref(props(c)["UserPoolId"], pool_name)
     }
     assert clients, "the user pool has no app client"
-    for name, function in functions().items():
-        env = _environment(function)
-        assert is_ref(env["BLOODBANK_TABLE"], table_name), name
-        assert is_ref(env["BLOODBANK_USER_POOL_ID"], pool_name), name
-        client_ids = env["BLOODBANK_USER_POOL_CLIENT_IDS"]
-        assert client_ids["Fn::Join"][0] == ","
-        assert {i["Ref"] for i in client_ids["Fn::Join"][1]} == clients, f"{name}: accept every app client"
-        secret = env["BLOODBANK_PAGE_TOKEN_SECRET"]
-        assert isinstance(secret, dict), f"{name}: the page-token secret must not be a literal"
-        assert "{{resolve:secretsmanager:" in secret.get("Fn::Sub", ""), (
-            f"{name}: resolve it from Secrets Manager"
-        )
+    env = _environment(function(name))
+    assert is_ref(env["BLOODBANK_TABLE"], table_name), name
+    assert is_ref(env["BLOODBANK_USER_POOL_ID"], pool_name), name
+    client_ids = env["BLOODBANK_USER_POOL_CLIENT_IDS"]
+    assert client_ids["Fn::Join"][0] == ","
+    assert {i["Ref"] for i in client_ids["Fn::Join"][1]} == clients, f"{name}: accept every app client"
+    secret = env["BLOODBANK_PAGE_TOKEN_SECRET"]
+    assert isinstance(secret, dict), f"{name}: the page-token secret must not be a literal"
+    assert "{{resolve:secretsmanager:" in secret.get("Fn::Sub", ""), (
+        f"{name}: resolve it from Secrets Manager"
+    )
 
-        values = {k: str(evaluate(v)) for k, v in env.items()}
-        settings = Settings.from_env({**values, "AWS_REGION": "eu-west-2"})  # the default deployment's values
-        assert settings.dynamodb_endpoint is None
-        assert settings.aws_endpoint is None
-        assert settings.token_issuer.startswith("https://cognito-idp.eu-west-2.amazonaws.com/")
+    settings = Settings.from_env(_deployed_env(name))
+    assert settings.dynamodb_endpoint is None
+    assert settings.aws_endpoint is None
+    assert settings.token_issuer.startswith("https://cognito-idp.eu-west-2.amazonaws.com/")
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_function_environment_starts_the_container_handler_py_builds(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """handler.py builds the whole container at start, for every function: what it needs beyond
+    ``Settings.from_env`` (the PII key, even where a function never opens personal data) must be set."""
+    import bloodbank.storage.models
+    from bloodbank.bootstrap import build_container
+
+    # bind() points the process-wide models at a table; nothing here may leak into other tests.
+    monkeypatch.setattr(bloodbank.storage.models, "bind", lambda binding: None)
+    build_container(Settings.from_env(_deployed_env(name)))
 
 
 def test_log_level_choices_are_python_levels() -> None:
@@ -303,18 +367,19 @@ def _minimal_env(log_level: str) -> dict[str, str]:
     }
 
 
-def _top_level_names(source: Path) -> set[str]:
-    """Names a module binds at top level, read with ``ast`` (importing handler.py would build the app)."""
-    names: set[str] = set()
+def _top_level_names(source: Path) -> dict[str, ast.stmt]:
+    """Names a module binds at top level and the statement that binds each, read with ``ast``
+    (importing handler.py would build the app)."""
+    names: dict[str, ast.stmt] = {}
     for node in ast.parse(source.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.Assign):
-            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+            names |= {t.id: node for t in node.targets if isinstance(t, ast.Name)}
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
+            names[node.target.id] = node
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
+            names[node.name] = node
         elif isinstance(node, ast.Import | ast.ImportFrom):
-            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            names |= {(a.asname or a.name).split(".")[0]: node for a in node.names}
     return names
 
 
@@ -326,40 +391,94 @@ def _packaged_top_level_names() -> set[str]:
     }
 
 
-def test_every_function_handler_exists_and_is_packaged() -> None:
-    for name, function in functions().items():
-        p = function_props(function)
-        code_dir = (INFRA / p["CodeUri"]).resolve()
-        module, _, attribute = p["Handler"].rpartition(".")
-        assert module, f"{name}: Handler must be module.attribute"
-        assert attribute, f"{name}: Handler must be module.attribute"
-        as_file = code_dir / Path(*module.split(".")).with_suffix(".py")
-        as_package = code_dir / Path(*module.split(".")) / "__init__.py"
-        source = as_file if as_file.is_file() else as_package
-        assert source.is_file(), f"{name}: no module {module} under {code_dir}"
-        assert attribute in _top_level_names(source), f"{name}: {module} does not define {attribute}"
-        assert module.split(".")[0] in _packaged_top_level_names(), f"{name}: {module} is not in the wheel"
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_every_function_handler_exists_and_is_packaged(name: str) -> None:
+    p = function_props(function(name))
+    code_dir = (INFRA / p["CodeUri"]).resolve()
+    module, _, attribute = p["Handler"].rpartition(".")
+    assert module, f"{name}: Handler must be module.attribute"
+    assert attribute, f"{name}: Handler must be module.attribute"
+    as_file = code_dir / Path(*module.split(".")).with_suffix(".py")
+    as_package = code_dir / Path(*module.split(".")) / "__init__.py"
+    source = as_file if as_file.is_file() else as_package
+    assert source.is_file(), f"{name}: no module {module} under {code_dir}"
+    defined = _top_level_names(source)
+    assert attribute in defined, f"{name}: {module} does not define {attribute}"
+    assert module.split(".")[0] in _packaged_top_level_names(), f"{name}: {module} is not in the wheel"
+    # Lambda calls handler(event, context) and does not await it.
+    node = defined[attribute]
+    assert not isinstance(node, ast.AsyncFunctionDef | ast.ClassDef | ast.Import | ast.ImportFrom), (
+        f"{name}: {p['Handler']} must be a plain function or a callable object"
+    )
+    if isinstance(node, ast.FunctionDef):
+        positional = [*node.args.posonlyargs, *node.args.args]
+        assert len(positional) >= 2 or node.args.vararg, f"{name}: {attribute} must take (event, context)"
+        assert len(positional) - len(node.args.defaults) <= 2, f"{name}: Lambda passes only (event, context)"
+        assert not [
+            a for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True) if d is None
+        ], f"{name}: Lambda passes no keyword arguments"
 
 
-def test_every_function_runtime_is_a_python_the_project_supports() -> None:
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_every_function_runtime_is_a_python_the_project_supports(name: str) -> None:
     requires = SpecifierSet(
         tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     )
-    for name, function in functions().items():
-        runtime = function_props(function)["Runtime"]
-        assert runtime.startswith("python"), f"{name}: {runtime}"
-        assert Version(runtime.removeprefix("python")) in requires, f"{name}: {runtime} vs {requires}"
+    runtime = function_props(function(name))["Runtime"]
+    assert runtime.startswith("python"), f"{name}: {runtime}"
+    assert Version(runtime.removeprefix("python")) in requires, f"{name}: {runtime} vs {requires}"
 
 
-def test_makefile_builds_each_function_that_asks_for_it() -> None:
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_makefile_builds_each_function_that_asks_for_it(name: str) -> None:
     """``BuildMethod: makefile`` makes ``sam build`` run ``make build-<LogicalId>`` in the CodeUri folder."""
-    for name, function in functions().items():
-        if function.get("Metadata", {}).get("BuildMethod") != "makefile":
+    if function(name).get("Metadata", {}).get("BuildMethod") != "makefile":
+        pytest.skip(f"{name} is not built by make")
+    makefile = (INFRA / function_props(function(name))["CodeUri"]).resolve() / "Makefile"
+    text = makefile.read_text(encoding="utf-8").replace("\\\n", " ")
+    targets = re.findall(r"^([\w.-]+)\s*:", text, flags=re.MULTILINE)
+    assert f"build-{name}" in targets, f"{makefile} has no build-{name} target: sam build cannot package it"
+    phony = {t for line in re.findall(r"^\.PHONY\s*:(.*)$", text, flags=re.MULTILINE) for t in line.split()}
+    assert f"build-{name}" in phony, f"list build-{name} in .PHONY (it makes no file of that name)"
+
+
+# --- the functions: triggers -------------------------------------------------------------------------------
+
+_RATE = re.compile(r"rate\((?P<n>[1-9]\d*) (?P<unit>minute|minutes|hour|hours|day|days)\)")
+_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _events(name: str) -> dict[str, dict[str, Any]]:
+    return dict(function_props(function(name)).get("Events", {}))
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_every_function_has_a_trigger(name: str) -> None:
+    assert _events(name), f"{name} has no event: nothing would ever invoke it"
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_schedules_are_valid_enabled_and_longer_than_a_run(name: str) -> None:
+    timeout = int(function_props(function(name)).get("Timeout", 3))  # SAM's default timeout
+    for event_name, event in _events(name).items():
+        if event["Type"] not in ("Schedule", "ScheduleV2"):
             continue
-        makefile = (INFRA / function_props(function)["CodeUri"]).resolve() / "Makefile"
-        targets = re.findall(r"^([\w.-]+)\s*:", makefile.read_text(encoding="utf-8"), flags=re.MULTILINE)
-        if f"build-{name}" not in targets:
-            pytest.skip(f"{makefile.name} has no build-{name} target yet, so sam build cannot package {name}")
+        p = event["Properties"]
+        expression = p["Schedule"] if event["Type"] == "Schedule" else p["ScheduleExpression"]
+        assert p.get("Enabled", True) is True, f"{name}.{event_name} is disabled"
+        assert p.get("State", "ENABLED") == "ENABLED", f"{name}.{event_name} is disabled"
+        if expression.startswith("cron("):
+            assert len(expression.removeprefix("cron(").removesuffix(")").split()) == 6, expression
+            continue
+        rate = _RATE.fullmatch(expression)
+        assert rate, f"{name}.{event_name}: {expression!r} is neither rate(N unit) nor cron(...)"
+        n, unit = int(rate["n"]), rate["unit"]
+        assert unit.endswith("s") == (n != 1), (
+            f"{name}.{event_name}: {expression!r}: EventBridge wants the singular for 1, the plural otherwise"
+        )
+        assert timeout < n * _SECONDS[unit.rstrip("s")], (
+            f"{name}.{event_name}: a run may outlast the period ({timeout}s vs {expression})"
+        )
 
 
 # --- identity ----------------------------------------------------------------------------------------------
@@ -450,13 +569,18 @@ def test_http_api_cors_matches_the_server() -> None:
     assert cors.get("AllowCredentials", False) is False, "tokens travel in headers, never in cookies"
 
 
-def test_function_log_group_has_retention() -> None:
-    for name, function in functions().items():
-        log_group = function_props(function).get("LoggingConfig", {}).get("LogGroup")
-        assert log_group, f"{name}: send logs to a log group of this template (LoggingConfig.LogGroup)"
-        resource = template()["Resources"][log_group["Ref"]]
-        assert resource["Type"] == "AWS::Logs::LogGroup"
-        assert "RetentionInDays" in props(resource), name
+def _log_group(name: str) -> str:
+    log_group = function_props(function(name)).get("LoggingConfig", {}).get("LogGroup")
+    assert log_group, f"{name}: send logs to a log group of this template (LoggingConfig.LogGroup)"
+    assert set(log_group) == {"Ref"}, f"{name}: LoggingConfig.LogGroup must be a Ref to a log group here"
+    return str(log_group["Ref"])
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_function_log_group_has_retention(name: str) -> None:
+    resource = template()["Resources"][_log_group(name)]
+    assert resource["Type"] == "AWS::Logs::LogGroup"
+    assert "RetentionInDays" in props(resource), name
 
 
 # --- IAM ---------------------------------------------------------------------------------------------------
@@ -499,33 +623,130 @@ def test_statements_on_every_resource_hold_only_their_one_action() -> None:
             assert listed(statement["Action"]) == RESOURCE_STAR_ALLOWED[statement["Sid"]], statement
 
 
-def test_function_role_grants_what_the_code_calls_and_nothing_broader_on_the_table() -> None:
-    table_name = next(iter(resources("AWS::DynamoDB::Table")))
+def _role(name: str) -> tuple[str, dict[str, Any]]:
+    """The function's execution role: an AWS::IAM::Role of this template, named by ``!GetAtt X.Arn``."""
+    p = function_props(function(name))
+    assert "Policies" not in p, f"{name}: grant permissions on its role, not with SAM policy templates"
+    role = p.get("Role")
+    assert isinstance(role, dict), f"{name}: give it a role of this template (SAM would make one)"
+    assert "Fn::GetAtt" in role, f"{name}: Role must be !GetAtt <role>.Arn"
+    role_name, attribute = role["Fn::GetAtt"]
+    assert attribute == "Arn", name
+    resource = template()["Resources"][role_name]
+    assert resource["Type"] == "AWS::IAM::Role", f"{name}: {role_name} is not an IAM role"
+    return role_name, resource
+
+
+def _granted(role: dict[str, Any]) -> dict[str, set[str]]:
+    """Action -> the resources (as repr of their intrinsic) the role's inline policies allow it on."""
+    assert not props(role).get("ManagedPolicyArns"), "managed policies are broader than the code needs"
     granted: dict[str, set[str]] = {}
-    for role in resources("AWS::IAM::Role").values():
-        for statement in _statements(props(role).get("Policies", [])):
-            for action in listed(statement["Action"]):
-                if action.startswith("dynamodb:"):
-                    for resource in listed(statement["Resource"]):
-                        granted.setdefault(action, set()).add(repr(resource))
-    table_arn = repr({"Fn::GetAtt": [table_name, "Arn"]})
-    indexes_arn = repr({"Fn::Sub": f"${{{table_name}.Arn}}/index/*"})
-    # Reads, conditional writes and TransactWriteItems (authorized per item), Query, GET /health.
-    needed = {
-        "GetItem",
-        "PutItem",
-        "UpdateItem",
-        "DeleteItem",
-        "ConditionCheckItem",
-        "Query",
-        "DescribeTable",
-    }
-    for operation in needed:
-        assert table_arn in granted.get(f"dynamodb:{operation}", set()), f"role lacks dynamodb:{operation}"
-    assert indexes_arn in granted["dynamodb:Query"], "role cannot query the GSIs"
-    never = {"Scan", "CreateTable", "DeleteTable", "UpdateTable", "PartiQLSelect", "PartiQLUpdate"}
-    assert not {f"dynamodb:{o}" for o in never} & set(granted), (
-        "access patterns never scan or manage the table"
+    for statement in _statements(props(role).get("Policies", [])):
+        assert statement["Effect"] == "Allow", "a Deny in a function role hides what the role needs"
+        for action in listed(statement["Action"]):
+            for resource in listed(statement["Resource"]):
+                granted.setdefault(action, set()).add(repr(resource))
+    return granted
+
+
+def _arn(logical_id: str) -> str:
+    return repr({"Fn::GetAtt": [logical_id, "Arn"]})
+
+
+def _table_arns() -> tuple[str, str]:
+    table_name, _ = only("AWS::DynamoDB::Table")
+    return _arn(table_name), repr({"Fn::Sub": f"${{{table_name}.Arn}}/index/*"})
+
+
+def _table_key() -> str:
+    _, table = only("AWS::DynamoDB::Table")
+    return str(props(table)["SSESpecification"]["KMSMasterKeyId"]["Fn::GetAtt"][0])
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_function_role_is_assumed_by_lambda_of_this_account_only(name: str) -> None:
+    _, role = _role(name)
+    (statement,) = props(role)["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}, name
+    assert statement["Action"] == "sts:AssumeRole", name
+    assert is_ref(statement["Condition"]["StringEquals"]["aws:SourceAccount"], "AWS::AccountId"), name
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_function_role_can_write_the_functions_logs(name: str) -> None:
+    _, role = _role(name)
+    granted = _granted(role)
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+        assert _arn(_log_group(name)) in granted.get(action, set()), f"{name}: its role lacks {action}"
+
+
+@pytest.mark.parametrize("name", FUNCTION_NAMES)
+def test_function_role_can_use_the_table_key_and_the_settings_key(name: str) -> None:
+    _, role = _role(name)
+    decrypt = _granted(role).get("kms:Decrypt", set())
+    assert _arn(_table_key()) in decrypt, f"{name}: items are encrypted with {_table_key()}"
+    settings_key = function_props(function(name)).get("KmsKeyArn")
+    if settings_key is not None:
+        assert repr(settings_key) in decrypt, f"{name}: Lambda decrypts its environment with its role"
+
+
+def test_every_handler_says_what_it_calls_on_the_table() -> None:
+    for name in FUNCTION_NAMES:
+        handler = handler_of(name)
+        assert handler in TABLE_OPERATIONS, f"{name}: add {handler} to TABLE_OPERATIONS in tests/infra"
+
+
+def test_function_roles_grant_what_the_code_calls_and_nothing_broader_on_the_table() -> None:
+    table_arn, indexes_arn = _table_arns()
+    by_role: dict[str, set[str]] = {}
+    for name in FUNCTION_NAMES:
+        role_name, _ = _role(name)
+        handler = handler_of(name)
+        by_role.setdefault(role_name, set()).update(TABLE_OPERATIONS.get(handler, set()))
+    for role_name, needed in by_role.items():
+        granted = _granted(template()["Resources"][role_name])
+        on_table = {a.removeprefix("dynamodb:") for a in granted if a.startswith("dynamodb:")}
+        for operation in needed:
+            assert table_arn in granted.get(f"dynamodb:{operation}", set()), (
+                f"{role_name} lacks dynamodb:{operation}"
+            )
+        if "Query" in needed:
+            assert indexes_arn in granted["dynamodb:Query"], f"{role_name} cannot query the GSIs"
+        assert not on_table & NEVER_ON_THE_TABLE, (
+            f"{role_name}: access patterns never scan or manage the table"
+        )
+        for operation in on_table:
+            resources_ = granted[f"dynamodb:{operation}"]
+            assert resources_ <= {table_arn, indexes_arn}, (
+                f"{role_name}: dynamodb:{operation} on {resources_}"
+            )
+            if indexes_arn in resources_:
+                assert operation == "Query", f"{role_name}: indexes are only queried, not {operation}"
+
+
+def test_table_only_handlers_are_handlers_of_functions() -> None:
+    handlers = {handler_of(n) for n in FUNCTION_NAMES}
+    assert not TABLE_ONLY_HANDLERS - handlers, "a stale TABLE_ONLY_HANDLERS entry"
+
+
+@pytest.mark.parametrize("name", [n for n in FUNCTION_NAMES if handler_of(n) in TABLE_ONLY_HANDLERS])
+def test_table_only_functions_reach_the_table_its_key_and_their_logs_only(name: str) -> None:
+    handler = handler_of(name)
+    role_name, role = _role(name)
+    assert all(
+        _role(other)[0] != role_name
+        for other in FUNCTION_NAMES
+        if handler_of(other) not in TABLE_ONLY_HANDLERS
+    ), f"{name}: {role_name} is shared with a function that needs more"
+    granted = _granted(role)
+    reachable = {*_table_arns(), _arn(_table_key()), _arn(_log_group(name))}
+    for action, resources_ in granted.items():
+        assert action.partition(":")[0] in ("dynamodb", "kms", "logs"), f"{name}: {action}"
+        assert resources_ <= reachable, f"{name}: {action} on {resources_ - reachable}"
+    on_table = {a.removeprefix("dynamodb:") for a in granted if a.startswith("dynamodb:")}
+    assert on_table == TABLE_OPERATIONS[handler], (
+        f"{name}: grants {sorted(on_table - TABLE_OPERATIONS[handler])}, "
+        f"lacks {sorted(TABLE_OPERATIONS[handler] - on_table)}"
     )
 
 
