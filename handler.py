@@ -5,6 +5,7 @@ is built once per Lambda container and shared by the handlers below.
 - ``eligibility_reminders``: an EventBridge schedule (hourly); tells donors whose donation interval
   has ended that they may give again. Safe to run twice: a handled reminder is deleted, and each
   message is claimed in the notification ledger before it is sent.
+- ``expire_units``: an EventBridge schedule (every 15 minutes); expires blood units past their expiry.
 """
 
 from __future__ import annotations
@@ -34,3 +35,12 @@ gc.enable()
 def eligibility_reminders(event: dict[str, Any], context: Any) -> dict[str, int]:
     """EventBridge scheduled event in, the number of donors told out (reminders of the last 3 days)."""
     return {"sent": container.donations.send_due_reminders(days_back=2)}
+
+
+def expire_units(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """EventBridge scheduled event in (every 15 minutes), the number of units expired out.
+
+    One Query per site on the expiry-ordered stock index; each unit expires in a conditional
+    transaction with its ledger entry and stock counters, so overlapping runs expire it once.
+    """
+    return {"expired": container.inventory.expire_due()}

@@ -50,6 +50,7 @@ def build_ours(key: c.SigningKey) -> tuple[Any, Any]:
         InMemoryDirectory,
         InMemoryDonations,
         InMemoryDonorRepository,
+        InMemoryInventory,
         InMemoryNotificationLedger,
         RecordingNotifier,
         SequentialIds,
@@ -66,11 +67,13 @@ def build_ours(key: c.SigningKey) -> tuple[Any, Any]:
     for donor_id, fields in [*demo, *c.extra_donor_fields(DONORS_IN_STORE - len(demo))]:
         if not seed.seed_donor(repository, donor_id, fields, now):
             raise c.BenchError(f"could not seed donor {donor_id}")
+    donations = InMemoryDonations(repository, CursorCodec(settings.page_token_secret))
     container = build_container(
         settings,
         donors=repository,
         directory=directory,
-        donations=InMemoryDonations(repository, CursorCodec(settings.page_token_secret)),
+        donations=donations,
+        inventory=InMemoryInventory(donations, CursorCodec(settings.page_token_secret)),
         notifier=RecordingNotifier(),
         ledger=InMemoryNotificationLedger(),
         key_source=StaticKeySet(key.jwks),

@@ -19,6 +19,7 @@ from bloodbank.ports import (
     FieldCipher,
     HealthProbe,
     IdGenerator,
+    InventoryStore,
     KeySetSource,
     NotificationLedger,
     Notifier,
@@ -29,6 +30,7 @@ from bloodbank.services.authn import Authenticator, KeySet, TokenVerifier
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
+from bloodbank.services.inventory import InventoryService
 from bloodbank.services.notifications import NotificationService
 from bloodbank.settings import Settings, SettingsError
 
@@ -54,6 +56,7 @@ class Container:
     documents: DocumentService
     donations: DonationService
     notifications: NotificationService
+    inventory: InventoryService
     probes: list[HealthProbe] = field(default_factory=list)
 
 
@@ -119,6 +122,7 @@ def build_container(
     donors: DonorRepository | None = None,
     directory: DirectoryRepository | None = None,
     donations: DonationStore | None = None,
+    inventory: InventoryStore | None = None,
     cipher: FieldCipher | None = None,
     notifier: Notifier | None = None,
     ledger: NotificationLedger | None = None,
@@ -131,11 +135,12 @@ def build_container(
     """Real adapters for whatever is not passed in; tests pass fakes or moto-backed adapters."""
     cursors = CursorCodec(settings.page_token_secret)
     real_probes: list[HealthProbe] = []
-    if donors is None or directory is None or donations is None or ledger is None:
+    if donors is None or directory is None or donations is None or ledger is None or inventory is None:
         from bloodbank.storage.directory import DynamoDirectory
         from bloodbank.storage.donations import DynamoDonations
         from bloodbank.storage.donors import DynamoDonorRepository
         from bloodbank.storage.health import TableProbe
+        from bloodbank.storage.inventory import DynamoInventory
         from bloodbank.storage.models import TableBinding, bind
         from bloodbank.storage.notifications import DynamoNotificationLedger
 
@@ -146,6 +151,7 @@ def build_container(
         directory = directory or DynamoDirectory()
         donations = donations or DynamoDonations(binding, cursors, cipher)
         ledger = ledger or DynamoNotificationLedger(binding)
+        inventory = inventory or DynamoInventory(binding, cursors)
         real_probes.append(CachedProbe(TableProbe(binding)))
     if notifier is None:
         from bloodbank.adapters.provisioning import LazyClient, client
@@ -162,23 +168,27 @@ def build_container(
     real_probes.append(CachedProbe(_KeySetProbe(key_source), ttl_seconds=30))
     verifier = TokenVerifier(KeySet(key_source), settings.token_issuer, settings.client_ids)
     notifications = NotificationService(notifier, ledger, clock)
+    donation_service = DonationService(
+        donors=donors,
+        donations=donations,
+        sequences=donations,
+        units=donations,
+        reminders=donations,
+        directory=directory,
+        notifications=notifications,
+        clock=clock,
+        new_id=new_id,
+    )
     return Container(
         settings=settings,
         donors=DonorService(donors, clock, new_id),
         directory=directory,
         documents=DocumentService(donors, documents, new_id),
-        donations=DonationService(
-            donors=donors,
-            donations=donations,
-            sequences=donations,
-            units=donations,
-            reminders=donations,
-            directory=directory,
-            notifications=notifications,
-            clock=clock,
-            new_id=new_id,
-        ),
+        donations=donation_service,
         notifications=notifications,
+        inventory=InventoryService(
+            inventory, directory, clock, new_id, on_issued=donation_service.notify_unit_issued
+        ),
         authenticator=Authenticator(verifier, directory),
         probes=real_probes if probes is None else probes,
     )

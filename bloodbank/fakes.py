@@ -15,15 +15,25 @@ from datetime import UTC, date, datetime, timedelta
 
 from bloodbank import sealing
 from bloodbank.cursor import CursorCodec
+from bloodbank.domain import inventory
+from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.documents import DocumentVersion
-from bloodbank.domain.donations import BloodUnit, Donation, Reminder
+from bloodbank.domain.donations import BloodUnit, Donation, Reminder, UnitStatus
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr, canonical, evaluate
+from bloodbank.domain.inventory import BloodRequest, LedgerEntry, LevelKey, RequestStatus, Threshold
 from bloodbank.domain.notifications import ClaimLost, OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.domain.uploads import UploadTicket
-from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem
-from bloodbank.ports import Page, SealedFields
+from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem, StaleWrite
+from bloodbank.ports import (
+    IdempotencyRecord,
+    InventoryWrite,
+    Page,
+    SealedFields,
+    StockCounts,
+    TestRecord,
+)
 from bloodbank.storage import keys
 from bloodbank.storage.planning import FILTER_ATTRIBUTES, plan
 
@@ -379,3 +389,187 @@ class InMemoryDocumentStore:
         self.calls.append(("download_url", (key, version_id)))
         self._check()
         return f"https://downloads.example.test/{key}?versionId={version_id}&expiresIn={expires_in}"
+
+
+class InMemoryInventory:
+    """InventoryStore in memory, sharing the units ``InMemoryDonations`` made. ``commit`` checks the
+    same conditions as the DynamoDB transaction, under one lock, and writes all or nothing."""
+
+    def __init__(self, donations: InMemoryDonations, cursors: CursorCodec) -> None:
+        self._donations = donations
+        self._cursors = cursors
+        self._lock = threading.Lock()
+        self.ledgers: dict[str, list[LedgerEntry]] = {}
+        self.counters: dict[LevelKey, dict[UnitStatus, int]] = {}
+        self.issued: dict[tuple[LevelKey, date], int] = {}
+        self.thresholds: dict[LevelKey, Threshold] = {}
+        self.requests_by_id: dict[str, BloodRequest] = {}
+        self.test_records: dict[str, TestRecord] = {}
+        self.tokens: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.calls: list[tuple[str, object]] = []
+
+    @property
+    def unit_map(self) -> dict[str, BloodUnit]:
+        return self._donations.units
+
+    def add_units(self, units: Sequence[BloodUnit]) -> None:
+        """Put units on the shelves directly (tests), counting them as storage would."""
+        with self._lock:
+            for u in units:
+                self.unit_map[u.id] = u
+                key = inventory.level_key(u)
+                if key is not None and u.status in inventory.COUNTED:
+                    level = self.counters.setdefault(key, {})
+                    level[u.status] = level.get(u.status, 0) + 1
+
+    def units(self, unit_ids: Sequence[str]) -> list[BloodUnit]:
+        self.calls.append(("units", tuple(unit_ids)))
+        return [self.unit_map[u] for u in unit_ids if u in self.unit_map]
+
+    def units_of_donation(self, din: str) -> list[BloodUnit]:
+        self.calls.append(("units_of_donation", din))
+        return sorted((u for u in self.unit_map.values() if u.din == din), key=lambda u: u.id)
+
+    def available_units(
+        self, site_id: str, component: Component, group: BloodGroup, after: datetime, limit: int
+    ) -> list[BloodUnit]:
+        self.calls.append(("available_units", (site_id, component, group)))
+        found = [
+            u
+            for u in self.unit_map.values()
+            if u.site_id == site_id
+            and u.component is component
+            and u.blood_group is group
+            and u.status is UnitStatus.AVAILABLE
+            and u.expires_at > after
+        ]
+        return sorted(found, key=lambda u: (u.expires_at, u.id))[:limit]
+
+    def in_stock(
+        self, site_id: str, expiring_before: datetime | None, limit: int, next_token: str | None
+    ) -> Page[BloodUnit]:
+        self.calls.append(("in_stock", site_id))
+        scope = f"stock|{site_id}|{expiring_before.isoformat() if expiring_before else ''}"
+        after = str(self._cursors.decode(next_token, scope)["after"]) if next_token else ""
+        rows = sorted(
+            (
+                u
+                for u in self.unit_map.values()
+                if u.site_id == site_id
+                and u.status in inventory.IN_STOCK
+                and (expiring_before is None or u.expires_at < expiring_before)
+            ),
+            key=lambda u: (u.expires_at, u.id),
+        )
+        rows = [u for u in rows if f"{u.expires_at.isoformat()}#{u.id}" > after]
+        page, more = rows[:limit], len(rows) > limit
+        token = (
+            self._cursors.encode({"after": f"{page[-1].expires_at.isoformat()}#{page[-1].id}"}, scope)
+            if more
+            else None
+        )
+        return Page(page, token)
+
+    def ledger(self, unit_id: str) -> list[LedgerEntry]:
+        return list(self.ledgers.get(unit_id, []))
+
+    def commit(self, write: InventoryWrite) -> None:
+        self.calls.append(("commit", len(write.units)))
+        with self._lock:
+            failed: set[str] = set()
+            for c in write.units:
+                current = self.unit_map.get(c.before.id)
+                if (
+                    current is None
+                    or (current.version, current.status, current.site_id)
+                    != (c.before.version, c.before.status, c.before.site_id)
+                    or (c.needs_in_date and current.expires_at <= write.at)
+                    or (c.needs_expired and current.expires_at > write.at)
+                ):
+                    failed.add(f"unit {c.before.id}")
+            if write.request is not None:
+                stored = self.requests_by_id.get(write.request.id)
+                if (write.request_version is None) != (stored is None) or (
+                    stored is not None and stored.version != write.request_version
+                ):
+                    failed.add("request")
+            if write.tests is not None:
+                tests = self.test_records.get(write.tests.din)
+                if (write.tests_version is None) != (tests is None) or (
+                    tests is not None and tests.version != write.tests_version
+                ):
+                    failed.add("tests")
+            record = write.idempotency
+            if record is not None and (record.scope, record.token) in self.tokens:
+                failed.add("idempotency")
+            if failed:
+                raise StaleWrite(failed)
+            for c in write.units:
+                self.unit_map[c.after.id] = c.after
+                self.ledgers.setdefault(c.after.id, []).append(c.entry)
+            deltas = inventory.counter_deltas(write.units)
+            for key, moves in deltas.levels.items():
+                level = self.counters.setdefault(key, {})
+                for status, d in moves.items():
+                    level[status] = level.get(status, 0) + d
+            for key, n in deltas.issued.items():
+                day = write.at.astimezone(UTC).date()
+                self.issued[(key, day)] = self.issued.get((key, day), 0) + n
+            if write.request is not None:
+                self.requests_by_id[write.request.id] = write.request
+            if write.tests is not None:
+                self.test_records[write.tests.din] = write.tests
+            if record is not None:
+                self.tokens[(record.scope, record.token)] = record
+
+    def stock(self, site_id: str | None, since: date) -> list[StockCounts]:
+        self.calls.append(("stock", site_id))
+        keys_seen = set(self.counters) | set(self.thresholds) | {k for k, d in self.issued if d >= since}
+        return [
+            StockCounts(
+                key=k,
+                available=self.counters.get(k, {}).get(UnitStatus.AVAILABLE, 0),
+                reserved=self.counters.get(k, {}).get(UnitStatus.RESERVED, 0),
+                threshold=self.thresholds.get(k),
+                issued_by_day={d: n for (key, d), n in self.issued.items() if key == k and d >= since},
+            )
+            for k in sorted(keys_seen, key=lambda k: (k.site_id, k.blood_group.value, k.component.value))
+            if site_id is None or k.site_id == site_id
+        ]
+
+    def set_threshold(self, key: LevelKey, threshold: Threshold) -> None:
+        self.calls.append(("set_threshold", key))
+        self.thresholds[key] = threshold
+
+    def request(self, request_id: str) -> BloodRequest | None:
+        return self.requests_by_id.get(request_id)
+
+    def requests(
+        self, hospital_id: str | None, status: RequestStatus | None, limit: int, next_token: str | None
+    ) -> Page[BloodRequest]:
+        self.calls.append(("requests", (hospital_id, status)))
+        scope = f"requests|{hospital_id or ''}|{status.value if status else ''}"
+        rows = [
+            r
+            for r in self.requests_by_id.values()
+            if (hospital_id is None or r.hospital_id == hospital_id)
+            and (status is None or r.status is status)
+        ]
+        by_need = hospital_id is None and status is not None
+
+        def order(r: BloodRequest) -> str:
+            return f"{(r.needed_by if by_need else r.created_at).isoformat()}#{r.id}"
+
+        rows.sort(key=order, reverse=not by_need)
+        if next_token:
+            after = str(self._cursors.decode(next_token, scope)["after"])
+            rows = [r for r in rows if (order(r) > after if by_need else order(r) < after)]
+        page, more = rows[:limit], len(rows) > limit
+        token = self._cursors.encode({"after": order(page[-1])}, scope) if more else None
+        return Page(page, token)
+
+    def tests(self, din: str) -> TestRecord | None:
+        return self.test_records.get(din)
+
+    def idempotency(self, scope: str, token: str) -> IdempotencyRecord | None:
+        return self.tokens.get((scope, token))

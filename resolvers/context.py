@@ -14,6 +14,7 @@ from bloodbank.ports import DirectoryRepository
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
+from bloodbank.services.inventory import InventoryService
 
 
 class Services(Protocol):
@@ -30,6 +31,9 @@ class Services(Protocol):
 
     @property
     def donations(self) -> DonationService: ...
+
+    @property
+    def inventory(self) -> InventoryService: ...
 
 
 @dataclass(frozen=True, slots=True)

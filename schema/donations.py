@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 
 from bloodbank.domain import donations, eligibility, notifications
 from resolvers import donations as donation_resolvers
+from resolvers import inventory as inventory_resolvers
 from schema.auth import STAFF, allow
 from schema.calls import Ctx, call
 from schema.enums import BloodGroup, Component
+
+if TYPE_CHECKING:
+    from schema.inventory import UnitLedgerEntry
 
 E = TypeVar("E", bound=Enum)
 
@@ -75,6 +79,17 @@ class BloodUnit:
     site_id: strawberry.ID
     collected_at: datetime
     expires_at: datetime
+    request_id: strawberry.ID | None = strawberry.field(
+        description="The hospital request it is reserved for or was issued to."
+    )
+    version: int = strawberry.field(description="Goes up by one with every change of the unit.")
+
+    @strawberry.field(
+        description="Every change of the unit, oldest first, from the immutable ledger (staff only).",
+        extensions=[allow(*STAFF)],
+    )
+    def history(self, info: Ctx) -> list[Annotated[UnitLedgerEntry, strawberry.lazy("schema.inventory")]]:
+        return call(inventory_resolvers.unit_history, info, source=self)
 
 
 @strawberry.type(description="One donation: when, where, what type, and the units made from it.")

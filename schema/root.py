@@ -23,12 +23,29 @@ from resolvers import directory as directory_resolvers
 from resolvers import documents as document_resolvers
 from resolvers import donations as donation_resolvers
 from resolvers import donors as donor_resolvers
+from resolvers import inventory as inventory_resolvers
 from schema.auth import EVERYONE, STAFF, allow
 from schema.calls import Ctx, call
 from schema.documents import RequestDonorDocumentUploadInput
-from schema.donations import DeferDonorInput, Donation, RecordDonationInput
+from schema.donations import BloodUnit, DeferDonorInput, Donation, RecordDonationInput
+from schema.enums import BloodGroup, Component
 from schema.errors import ErrorPolicy
 from schema.fast_paths import name_enum_values_directly, read_plain_fields_directly
+from schema.inventory import (
+    BloodRequest,
+    BloodRequestConnection,
+    BloodRequestFilterInput,
+    BloodUnitConnection,
+    ConfirmTransfusionInput,
+    CreateBloodRequestInput,
+    DiscardUnitInput,
+    RecordTestResultsInput,
+    ReturnUnitInput,
+    SetStockThresholdInput,
+    StockLevel,
+    TransferUnitsInput,
+    UnitFilterInput,
+)
 from schema.scalars import AWSJSON, AWSDate, AWSDateTime
 from schema.types import (
     Donor,
@@ -74,6 +91,80 @@ class Query:
         next_token: str | None = None,
     ) -> DonorConnection:
         return call(donor_resolvers.list_donors, info, filter=filter, limit=limit, next_token=next_token)
+
+    # --- inventory --------------------------------------------------------------------------------
+    @strawberry.field(
+        description=(
+            "A unit by its label: the DIN with its product code (G151726000001X-RC). A bare DIN works"
+            " when the donation made one unit. Staff only."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def get_unit(self, info: Ctx, din: strawberry.ID) -> BloodUnit | None:
+        return call(inventory_resolvers.get_unit, info, din=din)
+
+    @strawberry.field(
+        description=(
+            "Units in stock at a site (filter.siteId.eq), first to expire first, optionally expiring"
+            " before filter.expiresAt.lt; or every unit of one donation (filter.din.eq). Staff only."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def list_units(
+        self,
+        info: Ctx,
+        filter: UnitFilterInput | None = None,
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> BloodUnitConnection:
+        return call(inventory_resolvers.list_units, info, filter=filter, limit=limit, next_token=next_token)
+
+    @strawberry.field(
+        description=(
+            "Stock per site x blood group x component (every combination asked for, zero where none),"
+            " with days of supply and GREEN/AMBER/RED. Hospitals see it too: aggregates only."
+        ),
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    def stock_levels(
+        self,
+        info: Ctx,
+        site_id: strawberry.ID | None = None,
+        blood_group: BloodGroup | None = None,  # type: ignore[valid-type]
+        component: Component | None = None,  # type: ignore[valid-type]
+    ) -> list[StockLevel]:
+        return call(
+            inventory_resolvers.stock_levels,
+            info,
+            site_id=site_id,
+            blood_group=blood_group,
+            component=component,
+        )
+
+    @strawberry.field(
+        description="A blood request. A hospital sees only its own: another's is null.",
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    def get_blood_request(self, info: Ctx, id: strawberry.ID) -> BloodRequest | None:
+        return call(inventory_resolvers.get_blood_request, info, id=id)
+
+    @strawberry.field(
+        description=(
+            "Blood requests: a hospital's own, newest first; for staff, by hospital, by status (soonest"
+            " needed first: the work list), or all, newest first."
+        ),
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    def list_blood_requests(
+        self,
+        info: Ctx,
+        filter: BloodRequestFilterInput | None = None,
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> BloodRequestConnection:
+        return call(
+            inventory_resolvers.list_blood_requests, info, filter=filter, limit=limit, next_token=next_token
+        )
 
     @strawberry.field(
         description="The service's collection and processing sites.", extensions=[allow(*EVERYONE)]
@@ -136,6 +227,107 @@ class Mutation:
     )
     def defer_donor(self, info: Ctx, input: DeferDonorInput) -> Donor:
         return call(donation_resolvers.defer_donor, info, input=input)
+
+    # --- inventory --------------------------------------------------------------------------------
+    @strawberry.mutation(
+        description=(
+            "Record screening results and ABO/RhD typing for a donation (staff). Returns its units:"
+            " released to AVAILABLE when every required test is negative, DISCARDED on any reactive"
+            " or indeterminate result, still QUARANTINED while results are missing."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def record_test_results(self, info: Ctx, input: RecordTestResultsInput) -> list[BloodUnit]:
+        return call(inventory_resolvers.record_test_results, info, input=input)
+
+    @strawberry.mutation(
+        description="Discard a unit as waste, with the reason (staff). A reserved unit leaves its request.",
+        extensions=[allow(*STAFF)],
+    )
+    def discard_unit(self, info: Ctx, input: DiscardUnitInput) -> BloodUnit:
+        return call(inventory_resolvers.discard_unit, info, input=input)
+
+    @strawberry.mutation(
+        description="Move AVAILABLE units to another site: units and both sites' stock in one transaction.",
+        extensions=[allow(*STAFF)],
+    )
+    def transfer_units(self, info: Ctx, input: TransferUnitsInput) -> list[BloodUnit]:
+        return call(inventory_resolvers.transfer_units, info, input=input)
+
+    @strawberry.mutation(
+        description="Set a stock level's par level and days-of-supply limits (admins).",
+        extensions=[allow(Group.ADMINS)],
+    )
+    def set_stock_threshold(self, info: Ctx, input: SetStockThresholdInput) -> StockLevel:
+        return call(inventory_resolvers.set_stock_threshold, info, input=input)
+
+    @strawberry.mutation(
+        description="Order blood: a hospital for itself, staff on a hospital's behalf. Starts PENDING.",
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    def create_blood_request(self, info: Ctx, input: CreateBloodRequestInput) -> BloodRequest:
+        return call(inventory_resolvers.create_blood_request, info, input=input)
+
+    @strawberry.mutation(
+        description=(
+            "Allocate compatible units to a request, first expiry first out, the patient's own group"
+            " first (staff). Short stock leaves the rest outstanding: call again when stock arrives."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def fulfill_blood_request(
+        self, info: Ctx, id: strawberry.ID, client_request_token: str | None = None
+    ) -> BloodRequest:
+        return call(
+            inventory_resolvers.fulfill_blood_request, info, id=id, client_request_token=client_request_token
+        )
+
+    @strawberry.mutation(
+        description="Send a request's reserved units out to the hospital: RESERVED becomes ISSUED (staff).",
+        extensions=[allow(*STAFF)],
+    )
+    def issue_blood_request(
+        self, info: Ctx, id: strawberry.ID, client_request_token: str | None = None
+    ) -> BloodRequest:
+        return call(
+            inventory_resolvers.issue_blood_request, info, id=id, client_request_token=client_request_token
+        )
+
+    @strawberry.mutation(
+        description="Cancel a request (staff, or the hospital that placed it): reserved units go back.",
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    def cancel_blood_request(
+        self,
+        info: Ctx,
+        id: strawberry.ID,
+        reason: str | None = None,
+        client_request_token: str | None = None,
+    ) -> BloodRequest:
+        return call(
+            inventory_resolvers.cancel_blood_request,
+            info,
+            id=id,
+            reason=reason,
+            client_request_token=client_request_token,
+        )
+
+    @strawberry.mutation(
+        description=(
+            "An issued unit came back unused (staff): AVAILABLE again if in date and not out of storage"
+            " too long, DISCARDED otherwise."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def return_unit(self, info: Ctx, input: ReturnUnitInput) -> BloodUnit:
+        return call(inventory_resolvers.return_unit, info, input=input)
+
+    @strawberry.mutation(
+        description="Confirm an issued unit was transfused (the hospital it went to, or staff).",
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    def confirm_transfusion(self, info: Ctx, input: ConfirmTransfusionInput) -> BloodUnit:
+        return call(inventory_resolvers.confirm_transfusion, info, input=input)
 
 
 # Built once: validation rules must be the same objects on every request for the cache to hit.

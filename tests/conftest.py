@@ -41,6 +41,7 @@ from bloodbank.fakes import (
     InMemoryDocumentStore,
     InMemoryDonations,
     InMemoryDonorRepository,
+    InMemoryInventory,
     InMemoryNotificationLedger,
     RecordingNotifier,
     SequentialIds,
@@ -167,6 +168,7 @@ class World:
     probes: list[FakeProbe]
     donations: InMemoryDonations
     notifier: RecordingNotifier
+    inventory: InMemoryInventory
 
 
 @pytest.fixture
@@ -182,12 +184,14 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
     probes = [FakeProbe("dynamodb"), FakeProbe("cognito")]
     donations = InMemoryDonations(donors, CursorCodec(settings.page_token_secret))
     notifier = RecordingNotifier()
+    inventory = InMemoryInventory(donations, CursorCodec(settings.page_token_secret))
     container = build_container(
         settings,
         donors=donors,
         directory=directory,
         documents=InMemoryDocumentStore(clock=clock),
         donations=donations,
+        inventory=inventory,
         notifier=notifier,
         ledger=InMemoryNotificationLedger(),
         key_source=keyset,
@@ -195,7 +199,7 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
         new_id=SequentialIds("donor"),
         probes=list(probes),
     )
-    return World(container, donors, directory, keyset, clock, probes, donations, notifier)
+    return World(container, donors, directory, keyset, clock, probes, donations, notifier, inventory)
 
 
 class Api:

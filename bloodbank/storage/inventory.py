@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.condition import Condition
 
 from bloodbank.cursor import CursorCodec
@@ -46,7 +47,12 @@ from bloodbank.storage.models import (
     TestResultsItem,
     UnitItem,
 )
-from bloodbank.storage.transactions import ConditionsFailed, Transaction, retry_on_transaction_conflict
+from bloodbank.storage.transactions import (
+    ConditionsFailed,
+    Transaction,
+    collided,
+    retry_on_transaction_conflict,
+)
 
 ISSUED_DAYS_KEPT = 60  # the TTL removes daily issue counters after this many days
 IDEMPOTENCY_DAYS = 7  # a client request token is remembered this long
@@ -272,8 +278,16 @@ class DynamoInventory:
         return [_to_entry(i) for i in items]
 
     # --- the one write --------------------------------------------------------------------------
-    @retry_on_transaction_conflict
     def commit(self, write: InventoryWrite) -> None:
+        try:
+            self._commit(write)
+        except TransactWriteError as exc:
+            if not collided(exc):
+                raise
+            raise StaleWrite({"collision"}) from None  # still colliding after the retries
+
+    @retry_on_transaction_conflict
+    def _commit(self, write: InventoryWrite) -> None:
         at = write.at
         tx = Transaction(self._binding.connection())
         for c in write.units:

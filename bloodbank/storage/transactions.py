@@ -76,7 +76,8 @@ def _failed_names(exc: TransactWriteError, order: list[str]) -> set[str]:
     return {name for name, code in zip(order, codes, strict=False) if code == "ConditionalCheckFailed"}
 
 
-def _collided(exc: BaseException) -> bool:
+def collided(exc: BaseException) -> bool:
+    """The transaction lost a race with another one on the same items (not a failed condition)."""
     if not isinstance(exc, TransactWriteError):
         return False
     if exc.cause_response_code == "TransactionConflictException":
@@ -101,7 +102,7 @@ def retry_on_transaction_conflict(fn: Callable[P, R]) -> Callable[P, R]:
             from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
             retrying = retry(
-                retry=retry_if_exception(_collided),
+                retry=retry_if_exception(collided),
                 stop=stop_after_attempt(4),
                 wait=wait_random_exponential(multiplier=0.02, max=0.25),
                 reraise=True,
