@@ -277,6 +277,8 @@ def run_operations(
     with counted("listHospitals", "Staff", 1):
         gql("{ listHospitals { id name siteId } }")
 
+    inventory_operations(gql, counted, rows, seeded, hospital_claim)
+
     # Authentication's own requests: an operation that reads nothing.
     with counted("auth only: { __typename }", "Staff", 0):
         gql("{ __typename }")
@@ -287,6 +289,104 @@ def run_operations(
     with counted("listSites", "Hospitals -claim", 2, "membership + sites"):
         gql("{ listSites { id name } }", token=hospital_lookup)
     return rows, binding_clients, all_clients
+
+
+US_NEGATIVE = (
+    "["
+    + ", ".join(
+        f"{{marker: {m}, outcome: NEGATIVE}}" for m in ("HIV", "HBV", "HCV", "HTLV", "SYPHILIS", "WNV")
+    )
+    + "]"
+)
+UNITS_PER_REQUEST = 6
+
+
+def inventory_operations(
+    gql: Any, counted: Any, rows: list[Row], seeded: dict[str, Any], hospital: str
+) -> None:
+    """Units from real donations released by test results, then a hospital's request allocated."""
+    record = "mutation($i: RecordDonationInput!) { recordDonation(input: $i) { din } }"
+    release = (
+        "mutation($din: ID!, $group: BloodGroup) {"
+        " recordTestResults(input: {din: $din, bloodGroup: $group, results: "
+        + US_NEGATIVE
+        + "}) { id status } }"
+    )
+    dins = []
+    for donor_id in seeded["donor_ids"][2 : 2 + UNITS_PER_REQUEST + 2]:
+        made = gql(
+            record,
+            {
+                "i": {
+                    "donorId": donor_id,
+                    "donationType": "WHOLE_BLOOD",
+                    "haemoglobinGdl": 14.2,
+                    "siteId": "site-north",
+                }
+            },
+        )
+        group = gql("query($id: ID!) { getDonor(id: $id) { bloodGroup } }", {"id": donor_id})["getDonor"]
+        dins.append((made["recordDonation"]["din"], group["bloodGroup"]))
+    for din, group in dins[1:]:
+        gql(release, {"din": din, "group": group})
+    with counted(
+        "recordTestResults (release 2 units)", "Staff", 3, "units of the DIN, results, one transaction"
+    ):
+        gql(release, {"din": dins[0][0], "group": dins[0][1]})
+    levels = '{ stockLevels(siteId: "site-north") { bloodGroup component available reserved status } }'
+    with counted("stockLevels(siteId)", "Hospitals +claim", 1, "one Query: counters and daily issues"):
+        found = gql(levels, token=hospital)["stockLevels"]
+    rows[-1].note += f"; {len(found)} levels"
+    with counted("stockLevels (every site)", "Staff", 1, "one Query of the index"):
+        found = gql("{ stockLevels { siteId available } }")["stockLevels"]
+    rows[-1].note += f"; {len(found)} levels"
+    create = "mutation($i: CreateBloodRequestInput!) { createBloodRequest(input: $i) { id status } }"
+    with counted("createBloodRequest (+token)", "Hospitals +claim", 2, "token lookup, one transaction"):
+        request = gql(
+            create,
+            {
+                "i": {
+                    "bloodGroup": "AB_POS",
+                    "component": "RED_CELLS",
+                    "quantity": UNITS_PER_REQUEST,
+                    "urgency": "URGENT",
+                    "clientRequestToken": str(uuid.uuid4()),
+                }
+            },
+            token=hospital,
+        )["createBloodRequest"]
+    fulfil = (
+        "mutation($id: ID!) { fulfillBloodRequest(id: $id) { status allocated units { id bloodGroup } } }"
+    )
+    with counted("fulfillBloodRequest", "Staff", 0):
+        done = gql(fulfil, {"id": request["id"]})["fulfillBloodRequest"]
+    allocated = done["allocated"]
+    row = rows[-1]
+    queries = row.calls.get("Query", 0)
+    row.patterns = 2 + queries  # the request, one index Query per compatible group read, the transaction
+    row.note = (
+        f"{allocated} units allocated ({done['status']}):"
+        f" {row.total / max(allocated, 1):.2f} requests per unit;"
+        f" {queries} index Queries (one per donor group tried, best first)"
+    )
+    page = "query { listBloodRequests { items { id status quantity } nextToken } }"
+    with counted("listBloodRequests", "Hospitals +claim", 1, "its own, newest first"):
+        gql(page, token=hospital)
+    nested = "query { listBloodRequests { items { id units { id status expiresAt } } nextToken } }"
+    with counted(
+        "listBloodRequests + units", "Hospitals +claim", 2, "one Query, one BatchGetItem for the page"
+    ):
+        gql(nested, token=hospital)
+    with counted("listBloodRequests(status eq)", "Staff", 1, "the work list, soonest needed first"):
+        gql("query { listBloodRequests(filter: {status: {eq: FULFILLED}}) { items { id } } }")
+    issue = "mutation($id: ID!) { issueBloodRequest(id: $id) { id status } }"
+    with counted("issueBloodRequest", "Staff", 3, "request, units, one transaction"):
+        gql(issue, {"id": request["id"]})
+    row = rows[-1]
+    extra = row.total - 3
+    if extra > 0:
+        row.note += f"; +{extra} for telling each donor (donor read, send-once ledger), after the transaction"
+        row.patterns = row.total
 
 
 def print_table(rows: list[Row], binding_clients: int, all_clients: int, donors: int) -> None:

@@ -112,7 +112,11 @@ def list_blood_requests(event: ResolverEvent) -> Page[BloodRequest]:
 
 def fulfill_blood_request(event: ResolverEvent) -> BloodRequest:
     args = event.arguments
-    return event.services.inventory.fulfil(event.caller, args["id"], args.get("client_request_token"))
+    request, reserved = event.services.inventory.allocate(
+        event.caller, args["id"], args.get("client_request_token")
+    )
+    _units_loader(event).prime_many({u.id: u for u in reserved})  # just written: no read back
+    return request
 
 
 def issue_blood_request(event: ResolverEvent) -> BloodRequest:

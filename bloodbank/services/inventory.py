@@ -582,9 +582,17 @@ class InventoryService:
     def fulfil(self, identity: Identity, request_id: str, token: object = None) -> BloodRequest:
         """Reserve compatible units for what the request still needs, first expiry first out; what
         stock cannot cover stays outstanding (PARTIALLY_FULFILLED or PENDING)."""
+        return self.allocate(identity, request_id, token)[0]
+
+    def allocate(
+        self, identity: Identity, request_id: str, token: object = None
+    ) -> tuple[BloodRequest, list[BloodUnit]]:
+        """``fulfil``, also giving the units it just reserved (empty when it reserved none)."""
         _staff(identity, "fulfil blood requests")
+        reserved: list[BloodUnit] = []
 
         def attempt(record: IdempotencyRecord | None) -> BloodRequest:
+            reserved.clear()
             now = self.clock()
             request = self._visible_request(identity, request_id)
             if request.status is RequestStatus.CANCELLED:
@@ -614,11 +622,13 @@ class InventoryService:
                 if stale.failed - {"idempotency"}:
                     raise Retry from None
                 raise
+            reserved.extend(c.after for c in changes)
             return updated
 
-        return self._run(
+        request = self._run(
             identity, "fulfillBloodRequest", token, {"id": request_id}, attempt, self._request_or_gone
         )
+        return request, list(reserved)
 
     def _choose(self, request: BloodRequest, needed: int, now: datetime) -> list[BloodUnit]:
         """Candidates in preference order: one index Query per compatible group until enough."""

@@ -12,9 +12,9 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.condition import Condition
 
 from bloodbank.cursor import CursorCodec
@@ -442,9 +442,8 @@ class DynamoInventory:
 
     # --- requests ---------------------------------------------------------------------------------
     def request(self, request_id: str) -> BloodRequest | None:
-        key = keys.blood_request(request_id)
-        found = list(BloodRequestItem.query(key.pk, BloodRequestItem.sk == key.sk, consistent_read=True))
-        return to_request(found[0]) if found else None
+        item = _get(BloodRequestItem, keys.blood_request(request_id))
+        return to_request(item) if item else None
 
     def requests(
         self, hospital_id: str | None, status: RequestStatus | None, limit: int, next_token: str | None
@@ -464,11 +463,9 @@ class DynamoInventory:
 
     # --- tests and idempotency ------------------------------------------------------------------
     def tests(self, din: str) -> TestRecord | None:
-        key = keys.test_results(din)
-        found = list(TestResultsItem.query(key.pk, TestResultsItem.sk == key.sk, consistent_read=True))
-        if not found:
+        item = _get(TestResultsItem, keys.test_results(din))
+        if item is None:
             return None
-        item = found[0]
         return TestRecord(
             din=item.din,
             results={TestMarker(m): TestOutcome(o) for m, o in json.loads(item.results).items()},
@@ -479,11 +476,9 @@ class DynamoInventory:
         )
 
     def idempotency(self, scope: str, token: str) -> IdempotencyRecord | None:
-        key = keys.idempotency(scope, token)
-        found = list(IdempotencyItem.query(key.pk, IdempotencyItem.sk == key.sk, consistent_read=True))
-        if not found:
+        item = _get(IdempotencyItem, keys.idempotency(scope, token))
+        if item is None:
             return None
-        item = found[0]
         return IdempotencyRecord(item.scope, token, item.fingerprint, item.result, item.created_at)
 
     # --- paging -----------------------------------------------------------------------------------
@@ -525,6 +520,17 @@ class DynamoInventory:
                 break
         token = self._cursors.encode(resume, scope) if resume else None
         return found, token
+
+
+M = TypeVar("M", bound=TableItem)
+
+
+def _get(model: type[M], key: keys.Key) -> M | None:
+    """One item by key, read consistently (what was just committed)."""
+    try:
+        return model.get(key.pk, key.sk, consistent_read=True)
+    except DoesNotExist:
+        return None
 
 
 def _sort_key(index: str) -> Any:
