@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bloodbank.domain import donors as donor_rules
-from bloodbank.domain.blood import BloodGroup, Jurisdiction
+from bloodbank.domain.blood import BloodGroup, Component, Jurisdiction
 from bloodbank.domain.eligibility import Sex
 from bloodbank.domain.identity import Group
 from bloodbank.domain.notifications import Channel, NotificationKind
 from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.errors import Conflict
 from bloodbank.ports import DonorRepository
+
+if TYPE_CHECKING:
+    from bloodbank.domain.donations import BloodUnit
 
 DEMO_PASSWORD = "Demo-Passw0rd!"
 _NAMESPACE = uuid.UUID("6f1c2a8e-5b7d-4c3a-9e1f-0b2d4c6e8a10")
@@ -123,3 +127,54 @@ def demo_donor_fields() -> dict[str, object]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# --- demo stock -----------------------------------------------------------------------------------
+# Red cell units on each site's shelves by group: common groups plentiful, O_NEG and the rare groups
+# short, so the stock board shows GREEN, AMBER and RED against the par levels below.
+DEMO_RED_CELLS = {
+    BloodGroup.O_POS: 12,
+    BloodGroup.A_POS: 10,
+    BloodGroup.B_POS: 5,
+    BloodGroup.O_NEG: 3,
+    BloodGroup.A_NEG: 3,
+    BloodGroup.AB_POS: 2,
+    BloodGroup.B_NEG: 1,
+    BloodGroup.AB_NEG: 0,
+}
+DEMO_PAR_LEVELS = {
+    BloodGroup.O_POS: 10,
+    BloodGroup.A_POS: 8,
+    BloodGroup.B_POS: 4,
+    BloodGroup.O_NEG: 6,
+    BloodGroup.A_NEG: 3,
+    BloodGroup.AB_POS: 2,
+    BloodGroup.B_NEG: 2,
+    BloodGroup.AB_NEG: 1,
+}
+DEMO_PLATELETS = {BloodGroup.O_POS: 2, BloodGroup.A_POS: 2, BloodGroup.O_NEG: 1}
+DEMO_PLASMA = {BloodGroup.AB_POS: 2, BloodGroup.A_POS: 3, BloodGroup.O_POS: 4}
+_DEMO_SEQUENCE = 900_000  # demo DINs use sequence numbers 900001 and up, far above real ones
+
+
+def demo_units(at: datetime) -> list[BloodUnit]:
+    """Quarantined units with fixed DINs (so seeding twice adds nothing), one unit a donation,
+    expiring at staggered times so first-expiry-first-out has something to choose from."""
+    from bloodbank.domain.donations import SHELF_LIFE_DAYS, make_units
+    from bloodbank.domain.isbt import make_din
+
+    units: list[BloodUnit] = []
+    n = 0
+    for site in SITES:
+        stock = [(Component.RED_CELLS, DEMO_RED_CELLS)]
+        if site.id == "site-north":
+            stock += [(Component.PLATELETS, DEMO_PLATELETS), (Component.PLASMA, DEMO_PLASMA)]
+        for component, counts in stock:
+            for group, count in counts.items():
+                for k in range(count):
+                    n += 1
+                    din = make_din(site.facility_code, at.year, _DEMO_SEQUENCE + n)
+                    life = timedelta(days=SHELF_LIFE_DAYS[component])
+                    collected = at - life / 2 + timedelta(hours=7 * k)  # half way through its life
+                    units += make_units(din, "demo-stock", site.id, group, [component], collected, None)
+    return units

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -134,6 +135,8 @@ def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
     for donor_id, fields in seed.demo_donors():
         seed.seed_donor(donors, donor_id, fields, now)
 
+    seed_stock(binding, directory, secret)
+
     subs: dict[str, str] = {}
     for user in seed.DEMO_USERS:
         attributes = {"custom:hospital_id": user.hospital_id} if user.hospital_id else None
@@ -146,6 +149,45 @@ def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
         if user.group.value == "Donors":
             seed.seed_donor(donors, sub, seed.demo_donor_fields(), now)
     return subs
+
+
+def seed_stock(binding: TableBinding, directory: DynamoDirectory, secret: str) -> int:
+    """Demo units released through the lab's own path (negative results and typing), par levels.
+
+    Idempotent: a unit that is already in the table is left as it is. Returns the units added.
+    """
+    from pynamodb.exceptions import PutError
+
+    from bloodbank.cursor import CursorCodec
+    from bloodbank.domain.blood import Component
+    from bloodbank.domain.identity import Group, Identity
+    from bloodbank.domain.inventory import REQUIRED_MARKERS, LevelKey, TestOutcome, Threshold
+    from bloodbank.services.inventory import InventoryService
+    from bloodbank.storage.inventory import DynamoInventory, unit_item
+    from bloodbank.storage.models import UnitItem
+
+    store = DynamoInventory(binding, CursorCodec(secret))
+    service = InventoryService(store, directory, seed.now, lambda: str(uuid.uuid4()))
+    lab = Identity(sub="system:seed", username="seed", groups=frozenset({Group.STAFF}), token_use="access")
+    jurisdictions = {s.id: s.jurisdiction for s in seed.SITES}
+    added = 0
+    for unit in seed.demo_units(seed.now()):
+        try:
+            unit_item(unit).save(condition=UnitItem.pk.does_not_exist())
+        except PutError:
+            continue  # seeded before
+        markers = REQUIRED_MARKERS[jurisdictions[unit.site_id]]
+        results = [
+            {"marker": m, "outcome": TestOutcome.NEGATIVE} for m in sorted(markers, key=lambda m: m.value)
+        ]
+        service.record_test_results(
+            lab, {"din": unit.din, "blood_group": unit.blood_group, "results": results}
+        )
+        added += 1
+    for site in seed.SITES:
+        for group, par in seed.DEMO_PAR_LEVELS.items():
+            store.set_threshold(LevelKey(site.id, group, Component.RED_CELLS), Threshold(par_level=par))
+    return added
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -159,7 +160,7 @@ class InventoryService:
     def get_unit(self, identity: Identity, unit_id: str) -> BloodUnit | None:
         """A unit by its id (DIN and product code, as labelled); a bare DIN of a single unit works too."""
         _staff(identity, "look up units")
-        _ident("din", unit_id)
+        _label("din", unit_id)
         found = self.store.units([unit_id])
         if found:
             return found[0]
@@ -188,7 +189,7 @@ class InventoryService:
         _staff(identity, "list units")
         size = page_size(limit)
         if din is not None:
-            _ident("filter.din", din)
+            _label("filter.din", din)
             return Page(self.store.units_of_donation(din)[:size], None)
         if site_id is None:
             raise BadUserInput.of([FieldProblem("filter.siteId", "is required (or filter.din)")])
@@ -200,7 +201,7 @@ class InventoryService:
         return self.store.ledger(unit.id)
 
     def _unit(self, unit_id: object, where: str) -> BloodUnit:
-        uid = _ident(where, unit_id)
+        uid = _label(where, unit_id)
         found = self.store.units([uid])
         if not found:
             raise NotFound(f"No unit {uid}")
@@ -212,7 +213,7 @@ class InventoryService:
         its quarantined units become AVAILABLE. Any reactive or indeterminate result: every unit of
         the donation still on the shelves is DISCARDED."""
         _staff(identity, "record test results")
-        din = _ident("input.din", values.get("din"))
+        din = _label("input.din", values.get("din"))
         results = _results(values.get("results"))
         group = values.get("blood_group")
         if group is not None and not isinstance(group, BloodGroup):
@@ -351,7 +352,7 @@ class InventoryService:
             raise BadUserInput.of(
                 [FieldProblem("input.unitIds", f"at most {MAX_TRANSFER} units a transfer: split larger ones")]
             )
-        unit_ids = [_ident(f"input.unitIds[{n}]", u) for n, u in enumerate(raw_ids)]
+        unit_ids = [_label(f"input.unitIds[{n}]", u) for n, u in enumerate(raw_ids)]
         if len(set(unit_ids)) != len(unit_ids):
             raise BadUserInput.of([FieldProblem("input.unitIds", "lists a unit more than once")])
         to_site = self._site(_ident("input.toSiteId", values.get("to_site_id")), "input.toSiteId").id
@@ -832,6 +833,17 @@ def _staff(identity: Identity, what: str) -> None:
 
 def _sees(identity: Identity, request: BloodRequest) -> bool:
     return identity.is_staff or (identity.is_hospital and identity.hospital_id == request.hospital_id)
+
+
+_LABEL = re.compile(r"[A-Za-z0-9*][A-Za-z0-9*_.:-]{0,63}")
+
+
+def _label(where: str, value: object) -> str:
+    """A DIN or unit id as labelled: like an id, but a DIN's check character may be ``*``."""
+    label = str(value) if value is not None else ""
+    if not _LABEL.fullmatch(label):
+        raise BadUserInput.of([FieldProblem(where, "is not a DIN or unit id (such as W123426000042F-RC)")])
+    return label
 
 
 def _ident(where: str, value: object) -> str:
