@@ -493,6 +493,10 @@ class InMemoryInventory:
                     stored is not None and stored.version != write.request_version
                 ):
                     failed.add("request")
+            for released, version in write.released:
+                stored = self.requests_by_id.get(released.id)
+                if stored is None or stored.version != version:
+                    failed.add(f"request {released.id}")
             if write.tests is not None:
                 tests = self.test_records.get(write.tests.din)
                 if (write.tests_version is None) != (tests is None) or (
@@ -517,6 +521,8 @@ class InMemoryInventory:
                 self.issued[(key, day)] = self.issued.get((key, day), 0) + n
             if write.request is not None:
                 self.requests_by_id[write.request.id] = write.request
+            for released, _ in write.released:
+                self.requests_by_id[released.id] = released
             if write.tests is not None:
                 self.test_records[write.tests.din] = write.tests
             if record is not None:

@@ -223,6 +223,9 @@ class InventoryWrite:
     request_version: int | None = None  # the version read; None creates the request
     tests: TestRecord | None = None
     tests_version: int | None = None  # None creates the record
+    # Other requests replaced in the same transaction, each if its version (the int) is unchanged:
+    # the requests of reserved units that leave stock (a reactive test result discards them).
+    released: Sequence[tuple[BloodRequest, int]] = ()
     idempotency: IdempotencyRecord | None = None
 
 

@@ -27,7 +27,7 @@ StockStatus = strawberry.enum(
     name="StockStatus",
     description=(
         "GREEN enough; AMBER under amberDays of supply or below the par level;"
-        " RED under redDays or none left."
+        " RED under redDays, or none left where a par level is set."
     ),
 )
 Urgency = strawberry.enum(inventory.Urgency, name="Urgency")

@@ -106,7 +106,8 @@ class Query:
     @strawberry.field(
         description=(
             "Units in stock at a site (filter.siteId.eq), first to expire first, optionally expiring"
-            " before filter.expiresAt.lt; or every unit of one donation (filter.din.eq). Staff only."
+            " before filter.expiresAt.lt; or every unit of one donation (filter.din.eq: all of them in one"
+            " page). Staff only."
         ),
         extensions=[allow(*STAFF)],
     )

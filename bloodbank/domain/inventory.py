@@ -300,7 +300,7 @@ class StockStatus(Enum):
 DEFAULT_AMBER_DAYS = 2.0
 DEFAULT_RED_DAYS = 1.0
 DEFAULT_WINDOW_DAYS = 7
-MAX_WINDOW_DAYS = 90
+MAX_WINDOW_DAYS = 28  # stockLevels reads this many days of daily issue counters
 
 
 @dataclass(frozen=True, slots=True)

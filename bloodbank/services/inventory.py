@@ -189,8 +189,8 @@ class InventoryService:
         _staff(identity, "list units")
         size = page_size(limit)
         if din is not None:
-            _label("filter.din", din)
-            return Page(self.store.units_of_donation(din)[:size], None)
+            _label("filter.din", din)  # a donation makes a handful of units: all of them, one page
+            return Page(self.store.units_of_donation(din), None)
         if site_id is None:
             raise BadUserInput.of([FieldProblem("filter.siteId", "is required (or filter.din)")])
         self._site(site_id, "filter.siteId")
@@ -273,7 +273,11 @@ class InventoryService:
                         changes.append(UnitChange(u, c.after, c.entry))
             tests = TestRecord(din, merged, typed, by, now, (previous.version + 1) if previous else 1)
             write = InventoryWrite(
-                at=now, units=changes, tests=tests, tests_version=previous.version if previous else None
+                at=now,
+                units=changes,
+                tests=tests,
+                tests_version=previous.version if previous else None,
+                released=self._requests_losing([c.before for c in changes], now),
             )
             try:
                 self._commit(write, record, din)
@@ -304,6 +308,10 @@ class InventoryService:
         def attempt(record: IdempotencyRecord | None) -> BloodUnit:
             now = self.clock()
             unit = self._unit(values.get("unit_id"), "input.unitId")
+            if unit.status is UnitStatus.ISSUED:
+                raise IllegalTransition(
+                    f"Unit {unit.id} is ISSUED (at the hospital): use returnUnit when it comes back"
+                )
             why = reason.value.replace("_", " ").lower() + (f": {note}" if note else "")
             c = rules.change(unit, UnitStatus.DISCARDED, at=now, by=identity.sub, why=why, wastage=reason)
             self._write_units([c], record, unit.id, request=self._released_from(unit, now))
@@ -312,6 +320,19 @@ class InventoryService:
         return self._run(
             identity, "discardUnit", values.get("client_request_token"), values, attempt, self._unit_replay
         )
+
+    def _requests_losing(self, units: Sequence[BloodUnit], now: datetime) -> list[tuple[BloodRequest, int]]:
+        """The requests of reserved units about to leave stock, each without them (and its version)."""
+        by_request: dict[str, list[str]] = {}
+        for u in units:
+            if u.status is UnitStatus.RESERVED and u.request_id is not None:
+                by_request.setdefault(u.request_id, []).append(u.id)
+        found = []
+        for request_id, unit_ids in sorted(by_request.items()):
+            request = self.store.request(request_id)
+            if request is not None:
+                found.append((_without(request, unit_ids, now), request.version))
+        return found
 
     def _released_from(self, unit: BloodUnit, now: datetime) -> tuple[BloodRequest, int] | None:
         """A reserved unit leaving stock leaves its request: the request, without it, to write too."""

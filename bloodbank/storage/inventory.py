@@ -348,6 +348,8 @@ class DynamoInventory:
                 if previous is None
                 else BloodRequestItem.version == previous,
             )
+        for released, version in write.released:
+            tx.put(f"request {released.id}", request_item(released), BloodRequestItem.version == version)
         if write.tests is not None:
             tests = write.tests
             tests_item = TestResultsItem(
