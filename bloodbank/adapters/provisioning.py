@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from bloodbank.domain.identity import Group
-from bloodbank.storage.table import table_definition
+from bloodbank.storage.table import TTL_ATTRIBUTE, table_definition
 
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -58,6 +58,9 @@ def ensure_table(endpoint: str | None, region: str, name: str) -> bool:
             raise
     ddb.create_table(**table_definition(name))
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    ddb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    )
     return True
 
 

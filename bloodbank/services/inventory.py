@@ -42,7 +42,7 @@ from bloodbank.domain.inventory import (
     WastageReason,
 )
 from bloodbank.domain.organisations import Hospital, Site
-from bloodbank.errors import BadUserInput, Conflict, FieldProblem, Forbidden, NotFound, StaleWrite
+from bloodbank.errors import AppError, BadUserInput, Conflict, FieldProblem, Forbidden, NotFound, StaleWrite
 from bloodbank.ports import (
     Clock,
     DirectoryRepository,
@@ -66,10 +66,6 @@ PAST_GRACE = timedelta(minutes=5)
 MAX_REASON = 500
 SYSTEM_SWEEP = "system:expiry-sweep"
 SITE_CACHE_SECONDS = 60.0
-
-
-class Retry(Exception):
-    """The write lost a race; read again and try again."""
 
 
 @dataclass
@@ -122,7 +118,7 @@ class InventoryService:
         attempt: Callable[[IdempotencyRecord | None], R],
         replay: Callable[[str], R],
     ) -> R:
-        """Run ``attempt`` until it commits (it raises Retry when it lost a race), once per token."""
+        """Run ``attempt`` until it commits (StaleWrite: it lost a race; read again), once per token."""
         record = None
         if token is not None:
             token = _token(token)
@@ -135,13 +131,14 @@ class InventoryService:
         for n in range(ATTEMPTS):
             try:
                 return attempt(record)
-            except StaleWrite as stale:
-                if "idempotency" in stale.failed and record is not None:
+            except (StaleWrite, AppError) as failure:
+                # The same request sent twice at once: its twin may have committed since our reads.
+                if record is not None:
                     previous = self.store.idempotency(record.scope, record.token)
                     if previous is not None:
                         return self._replay(previous, record.fingerprint, replay)
-            except Retry:
-                pass
+                if isinstance(failure, AppError):
+                    raise
             self.sleep(random.uniform(0, 0.01 * 2**n))  # noqa: S311 - jitter, not security
         raise Conflict("Stock is changing quickly and this change kept colliding with others; try again")
 
@@ -279,12 +276,7 @@ class InventoryService:
                 tests_version=previous.version if previous else None,
                 released=self._requests_losing([c.before for c in changes], now),
             )
-            try:
-                self._commit(write, record, din)
-            except StaleWrite as stale:
-                if stale.failed - {"idempotency"}:
-                    raise Retry from None
-                raise
+            self._commit(write, record, din)
             after = {c.after.id: c.after for c in changes}
             return [after.get(u.id, u) for u in units]
 
@@ -353,12 +345,7 @@ class InventoryService:
         write = InventoryWrite(at=changes[0].entry.at, units=changes)
         if request is not None:
             write = replace(write, request=request[0], request_version=request[1])
-        try:
-            self._commit(write, record, result)
-        except StaleWrite as stale:
-            if stale.failed - {"idempotency"}:
-                raise Retry from None
-            raise
+        self._commit(write, record, result)
 
     def _unit_replay(self, unit_id: str) -> BloodUnit:
         return self._unit(unit_id, "unitId")
@@ -376,7 +363,8 @@ class InventoryService:
         unit_ids = [_label(f"input.unitIds[{n}]", u) for n, u in enumerate(raw_ids)]
         if len(set(unit_ids)) != len(unit_ids):
             raise BadUserInput.of([FieldProblem("input.unitIds", "lists a unit more than once")])
-        to_site = self._site(_ident("input.toSiteId", values.get("to_site_id")), "input.toSiteId").id
+        destination = self._site(_ident("input.toSiteId", values.get("to_site_id")), "input.toSiteId")
+        to_site = destination.id
 
         def attempt(record: IdempotencyRecord | None) -> list[BloodUnit]:
             now = self.clock()
@@ -390,6 +378,7 @@ class InventoryService:
                     raise BadUserInput.of([FieldProblem("input.toSiteId", f"unit {u.id} is already there")])
                 if u.status is not UnitStatus.AVAILABLE:
                     raise IllegalTransition(f"Unit {u.id} is {u.status.value}: only AVAILABLE units move")
+                self._check_screened_for(u, destination)
                 changes.append(
                     rules.change(
                         u,
@@ -411,6 +400,20 @@ class InventoryService:
             attempt,
             lambda ids: self.store.units(ids.split(",")),
         )
+
+    def _check_screened_for(self, unit: BloodUnit, destination: Site) -> None:
+        """A unit crossing into another jurisdiction must carry the screening that one requires
+        (a US unit has no HEV test, which UK sites need)."""
+        if self._site(unit.site_id, "input.unitIds").jurisdiction is destination.jurisdiction:
+            return
+        tests = self.store.tests(unit.din)
+        results = tests.results if tests else {}
+        missing = rules.missing_markers(results, destination.jurisdiction)
+        if missing:
+            raise IllegalTransition(
+                f"Unit {unit.id} was not screened for {', '.join(missing)}, which"
+                f" {destination.jurisdiction.value} sites require: it cannot move to {destination.id}"
+            )
 
     def return_unit(self, identity: Identity, values: Mapping[str, object]) -> BloodUnit:
         """An issued unit comes back unused: AVAILABLE again if in date and not out of storage too
@@ -481,6 +484,8 @@ class InventoryService:
         component: Component | None,
     ) -> list[StockLevel]:
         """Every level asked for (zero where no unit ever was), from one read of the counters."""
+        if not (identity.is_staff or identity.is_hospital):
+            raise Forbidden("Only blood service staff and hospitals see stock levels")
         if site_id is not None:
             self._site(site_id, "siteId")
         self._reference()
@@ -620,11 +625,13 @@ class InventoryService:
             if request.status is RequestStatus.CANCELLED:
                 raise IllegalTransition(f"Blood request {request.id} was cancelled")
             needed = request.outstanding
-            if needed == 0:
+            chosen = self._choose(request, needed, now) if needed else []
+            if not chosen:  # nothing outstanding, or nothing compatible on the shelves: it stays as it is
+                if record is not None:
+                    self._commit(
+                        InventoryWrite(at=now), record, request.id
+                    )  # the token is spent all the same
                 return request
-            chosen = self._choose(request, needed, now)
-            if not chosen:
-                return request  # nothing compatible on the shelves: it stays as it is
             changes = [
                 rules.change(
                     u,
@@ -638,12 +645,7 @@ class InventoryService:
             ]
             updated = rules.with_units(request, [u.id for u in chosen], now)
             write = InventoryWrite(at=now, units=changes, request=updated, request_version=request.version)
-            try:
-                self._commit(write, record, request.id)
-            except StaleWrite as stale:
-                if stale.failed - {"idempotency"}:
-                    raise Retry from None
-                raise
+            self._commit(write, record, request.id)
             reserved.extend(c.after for c in changes)
             return updated
 
@@ -695,12 +697,7 @@ class InventoryService:
                 version=request.version + 1,
             )
             write = InventoryWrite(at=now, units=changes, request=updated, request_version=request.version)
-            try:
-                self._commit(write, record, request.id)
-            except StaleWrite as stale:
-                if stale.failed - {"idempotency"}:
-                    raise Retry from None
-                raise
+            self._commit(write, record, request.id)
             issued_units[:] = [c.after for c in changes]
             return updated
 
@@ -731,6 +728,8 @@ class InventoryService:
             now = self.clock()
             request = self._visible_request(identity, request_id)
             if request.status is RequestStatus.CANCELLED:
+                if record is not None:
+                    self._commit(InventoryWrite(at=now), record, request.id)
                 return request
             waiting = [u for u in request.unit_ids if u not in request.issued_unit_ids]
             if request.unit_ids and not waiting and request.outstanding == 0:
@@ -760,12 +759,7 @@ class InventoryService:
                 version=request.version + 1,
             )
             write = InventoryWrite(at=now, units=changes, request=updated, request_version=request.version)
-            try:
-                self._commit(write, record, request.id)
-            except StaleWrite as stale:
-                if stale.failed - {"idempotency"}:
-                    raise Retry from None
-                raise
+            self._commit(write, record, request.id)
             return updated
 
         return self._run(
@@ -789,7 +783,8 @@ class InventoryService:
             due: list[BloodUnit] = []
             token: str | None = None
             while True:
-                page = self.store.in_stock(site_id, now, 1000, token)
+                # Units whose expiry is now have expired too (the bound of in_stock is exclusive).
+                page = self.store.in_stock(site_id, now + timedelta(microseconds=1), 1000, token)
                 due.extend(u for u in page.items if u.expires_at <= now)
                 token = page.next_token
                 if token is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 INDEXES = ("gsi1", "gsi2", "gsi3")
+# Epoch seconds after which DynamoDB deletes an item (daily issue counters, idempotency records).
+TTL_ATTRIBUTE = "expires"
 
 
 def table_definition(name: str) -> dict[str, Any]:

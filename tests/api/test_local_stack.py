@@ -179,6 +179,29 @@ def test_serve_sign_in_query_stop_and_find_the_data_again(tmp_path: Path) -> Non
         hospital = stack.gql("{ listDonors { items { id } } }", stack.token("hospital"))
         assert hospital["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
+        # The seeded stock board, and a hospital's order allocated by staff, end to end.
+        hospital_token = stack.token("hospital")
+        board = stack.gql(
+            '{ stockLevels(siteId: "site-north", component: RED_CELLS) { bloodGroup available status } }',
+            hospital_token,
+        )["data"]["stockLevels"]
+        assert {level["status"] for level in board} == {"GREEN", "AMBER", "RED"}
+        ordered = stack.gql(
+            "mutation { createBloodRequest(input: {bloodGroup: O_POS, component: RED_CELLS, quantity: 2,"
+            " urgency: URGENT}) { id status hospitalId } }",
+            hospital_token,
+        )["data"]["createBloodRequest"]
+        assert ordered["hospitalId"] == "hosp-st-mary"
+        fulfilled = stack.gql(
+            "mutation($id: ID!) { fulfillBloodRequest(id: $id) { status units { bloodGroup status } } }",
+            staff,
+            {"id": ordered["id"]},
+        )["data"]["fulfillBloodRequest"]
+        assert fulfilled["status"] == "FULFILLED"
+        assert [u["status"] for u in fulfilled["units"]] == ["RESERVED", "RESERVED"]
+        seen = stack.gql("{ listBloodRequests { items { id status } } }", hospital_token)["data"]
+        assert {"id": ordered["id"], "status": "FULFILLED"} in seen["listBloodRequests"]["items"]
+
         # Seeding again while running changes nothing, and a second stack is refused with a clear message.
         count = len(
             stack.gql("{ listDonors(limit: 100) { items { id } } }", staff)["data"]["listDonors"]["items"]

@@ -23,7 +23,8 @@ from packaging.version import Version
 
 from bloodbank.domain.identity import Group
 from bloodbank.settings import Settings, SettingsError
-from bloodbank.storage.table import table_definition
+from bloodbank.storage.models import IdempotencyItem, IssuedDayItem
+from bloodbank.storage.table import TTL_ATTRIBUTE, table_definition
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -239,6 +240,9 @@ def test_table_keys_indexes_billing_and_stream_match_table_definition() -> None:
     assert p["BillingMode"] == code["BillingMode"]
     assert p["StreamSpecification"]["StreamViewType"] == code["StreamSpecification"]["StreamViewType"]
     assert "LocalSecondaryIndexes" not in p, "table_definition() has no LSIs"
+    assert p["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    for model in (IssuedDayItem, IdempotencyItem):  # the items that set it use that attribute
+        assert model.expires.attr_name == TTL_ATTRIBUTE
 
 
 def test_table_is_encrypted_with_a_rotated_key_backed_up_and_retained() -> None:
