@@ -402,6 +402,7 @@ class InMemoryInventory:
         self.ledgers: dict[str, list[LedgerEntry]] = {}
         self.counters: dict[LevelKey, dict[UnitStatus, int]] = {}
         self.issued: dict[tuple[LevelKey, date], int] = {}
+        self.wasted: dict[tuple[LevelKey, date], int] = {}
         self.thresholds: dict[LevelKey, Threshold] = {}
         self.requests_by_id: dict[str, BloodRequest] = {}
         self.test_records: dict[str, TestRecord] = {}
@@ -516,9 +517,11 @@ class InMemoryInventory:
                 level = self.counters.setdefault(key, {})
                 for status, d in moves.items():
                     level[status] = level.get(status, 0) + d
+            day = write.at.astimezone(UTC).date()
             for key, n in deltas.issued.items():
-                day = write.at.astimezone(UTC).date()
                 self.issued[(key, day)] = self.issued.get((key, day), 0) + n
+            for key, n in deltas.wasted.items():
+                self.wasted[(key, day)] = self.wasted.get((key, day), 0) + n
             if write.request is not None:
                 self.requests_by_id[write.request.id] = write.request
             for released, _ in write.released:
@@ -530,7 +533,11 @@ class InMemoryInventory:
 
     def stock(self, site_id: str | None, since: date) -> list[StockCounts]:
         self.calls.append(("stock", site_id))
-        keys_seen = set(self.counters) | set(self.thresholds) | {k for k, d in self.issued if d >= since}
+        keys_seen = (
+            set(self.counters)
+            | set(self.thresholds)
+            | {k for k, d in [*self.issued, *self.wasted] if d >= since}
+        )
         return [
             StockCounts(
                 key=k,
@@ -538,6 +545,7 @@ class InMemoryInventory:
                 reserved=self.counters.get(k, {}).get(UnitStatus.RESERVED, 0),
                 threshold=self.thresholds.get(k),
                 issued_by_day={d: n for (key, d), n in self.issued.items() if key == k and d >= since},
+                wasted_by_day={d: n for (key, d), n in self.wasted.items() if key == k and d >= since},
             )
             for k in sorted(keys_seen, key=lambda k: (k.site_id, k.blood_group.value, k.component.value))
             if site_id is None or k.site_id == site_id

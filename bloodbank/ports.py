@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Generic, Protocol, TypeVar
 
@@ -238,6 +238,7 @@ class StockCounts:
     reserved: int
     threshold: Threshold | None
     issued_by_day: Mapping[date, int]
+    wasted_by_day: Mapping[date, int] = field(default_factory=dict)
 
 
 class InventoryStore(Protocol):

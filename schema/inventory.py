@@ -78,6 +78,9 @@ class StockLevel:
     )
     status: StockStatus  # type: ignore[valid-type]
     issued_in_window: int = strawberry.field(description="Units issued over the trailing window.")
+    wasted_in_window: int = strawberry.field(
+        description="Units discarded or expired over the same window (typed units; the ledger says why)."
+    )
 
     @strawberry.field(description="The par level: units the site wants on the shelf (0: none set).")
     def threshold(self) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -331,6 +331,7 @@ class StockLevel:
     issued_in_window: int  # units issued over the trailing window (today included)
     days_of_supply: float | None  # None: nothing was issued in the window, so no rate to divide by
     status: StockStatus
+    wasted_in_window: int = 0  # units discarded or expired over the same window
 
     @property
     def issue_rate_per_day(self) -> float:
@@ -362,7 +363,12 @@ def stock_status(available: int, supply_days: float | None, threshold: Threshold
 
 
 def level(
-    key: LevelKey, available: int, reserved: int, threshold: Threshold, issued_in_window: int
+    key: LevelKey,
+    available: int,
+    reserved: int,
+    threshold: Threshold,
+    issued_in_window: int,
+    wasted_in_window: int = 0,
 ) -> StockLevel:
     supply = days_of_supply(available, issued_in_window, threshold.window_days)
     return StockLevel(
@@ -375,6 +381,7 @@ def level(
         issued_in_window=issued_in_window,
         days_of_supply=supply,
         status=stock_status(available, supply, threshold),
+        wasted_in_window=wasted_in_window,
     )
 
 
@@ -403,11 +410,13 @@ class CounterDeltas:
 
     levels: Mapping[LevelKey, Mapping[UnitStatus, int]]  # available/reserved deltas per level
     issued: Mapping[LevelKey, int]  # units newly issued, by the level they left
+    wasted: Mapping[LevelKey, int] = field(default_factory=dict)  # typed units discarded or expired
 
 
 def counter_deltas(changes: Sequence[UnitChange]) -> CounterDeltas:
     levels: dict[LevelKey, dict[UnitStatus, int]] = defaultdict(lambda: defaultdict(int))
     issued: dict[LevelKey, int] = defaultdict(int)
+    wasted: dict[LevelKey, int] = defaultdict(int)
     for c in changes:
         before, after = level_key(c.before), level_key(c.after)
         if before is not None and c.before.status in COUNTED:
@@ -416,12 +425,14 @@ def counter_deltas(changes: Sequence[UnitChange]) -> CounterDeltas:
             levels[after][c.after.status] += 1
         if before is not None and c.after.status is S.ISSUED and c.before.status is not S.ISSUED:
             issued[before] += 1
+        if before is not None and c.after.status in (S.DISCARDED, S.EXPIRED):
+            wasted[before] += 1
     moved = {
         k: {status: d for status, d in deltas.items() if d}
         for k, deltas in levels.items()
         if any(deltas.values())
     }
-    return CounterDeltas(moved, {k: n for k, n in issued.items() if n})
+    return CounterDeltas(moved, {k: n for k, n in issued.items() if n}, dict(wasted))
 
 
 # --- hospital requests -----------------------------------------------------------------------------

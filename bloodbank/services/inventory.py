@@ -504,6 +504,7 @@ class InventoryService:
                     threshold = (found.threshold if found else None) or Threshold()
                     first = today - timedelta(days=threshold.window_days - 1)
                     issued = sum(n for d, n in (found.issued_by_day.items() if found else ()) if d >= first)
+                    wasted = sum(n for d, n in (found.wasted_by_day.items() if found else ()) if d >= first)
                     result.append(
                         rules.level(
                             key,
@@ -511,6 +512,7 @@ class InventoryService:
                             found.reserved if found else 0,
                             threshold,
                             issued,
+                            wasted,
                         )
                     )
         return result

@@ -324,7 +324,12 @@ class DynamoInventory:
             ]
             tx.update(f"level {index.sk}", counter, actions)
         day = at.astimezone(UTC).date()
-        for key, count in deltas.issued.items():
+        for key in sorted(deltas.issued.keys() | deltas.wasted.keys(), key=_level_order):
+            counts: list[Any] = []
+            if deltas.issued.get(key):
+                counts.append(IssuedDayItem.issued.add(deltas.issued[key]))
+            if deltas.wasted.get(key):
+                counts.append(IssuedDayItem.wasted.add(deltas.wasted[key]))
             bucket = IssuedDayItem()
             bucket.set_key(keys.issued_on(key.site_id, key.blood_group, key.component.value, day))
             index = keys.issued_on_index(key.site_id, key.blood_group, key.component.value, day)
@@ -336,7 +341,7 @@ class DynamoInventory:
                     *_index_actions("gsi3", index),
                     IssuedDayItem.day.set(day.isoformat()),
                     IssuedDayItem.expires.set(_epoch(at + timedelta(days=ISSUED_DAYS_KEPT))),
-                    IssuedDayItem.issued.add(count),
+                    *counts,
                 ],
             )
         if write.request is not None:
@@ -395,17 +400,20 @@ class DynamoInventory:
             )
         levels: dict[LevelKey, StockLevelItem] = {}
         days: dict[LevelKey, dict[date, int]] = defaultdict(dict)
+        wasted: dict[LevelKey, dict[date, int]] = defaultdict(dict)
         for item in items:
             if isinstance(item, StockLevelItem | IssuedDayItem):
                 key = LevelKey(item.site_id, BloodGroup(item.blood_group), Component(item.component))
                 if isinstance(item, StockLevelItem):
                     levels[key] = item
                 else:
-                    days[key][date.fromisoformat(item.day)] = int(item.issued)
+                    day = date.fromisoformat(item.day)
+                    if item.issued:
+                        days[key][day] = int(item.issued)
+                    if item.wasted:
+                        wasted[key][day] = int(item.wasted)
         result = []
-        for key in sorted(
-            levels.keys() | days.keys(), key=lambda k: (k.site_id, k.blood_group.value, k.component.value)
-        ):
+        for key in sorted(levels.keys() | days.keys() | wasted.keys(), key=_level_order):
             counter = levels.get(key)
             threshold = None
             if counter is not None and counter.par_level is not None:
@@ -422,6 +430,7 @@ class DynamoInventory:
                     reserved=int(counter.reserved or 0) if counter else 0,
                     threshold=threshold,
                     issued_by_day=days.get(key, {}),
+                    wasted_by_day=wasted.get(key, {}),
                 )
             )
         return result
@@ -533,6 +542,10 @@ def _get(model: type[M], key: keys.Key) -> M | None:
         return model.get(key.pk, key.sk, consistent_read=True)
     except DoesNotExist:
         return None
+
+
+def _level_order(key: LevelKey) -> tuple[str, str, str]:
+    return key.site_id, key.blood_group.value, key.component.value
 
 
 def _sort_key(index: str) -> Any:

@@ -205,7 +205,8 @@ class IssuedDayItem(TableItem, discriminator="IssuedDay"):
     blood_group = UnicodeAttribute()
     component = UnicodeAttribute()
     day = UnicodeAttribute()
-    issued = NumberAttribute(default=0)
+    issued = NumberAttribute(null=True)
+    wasted = NumberAttribute(null=True)  # discarded or expired
     expires = NumberAttribute(null=True)  # epoch seconds: the table's TTL removes old days
 
 

@@ -21,7 +21,15 @@ from bloodbank.cursor import CursorCodec
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.donations import BloodUnit, UnitStatus
 from bloodbank.domain.identity import Group, Identity
-from bloodbank.domain.inventory import RED_CELLS, LevelKey, RequestStatus, TestMarker, TestOutcome, Urgency
+from bloodbank.domain.inventory import (
+    RED_CELLS,
+    LevelKey,
+    RequestStatus,
+    TestMarker,
+    TestOutcome,
+    Urgency,
+    WastageReason,
+)
 from bloodbank.errors import AppError
 from bloodbank.fakes import FixedClock
 from bloodbank.local import stack
@@ -329,6 +337,12 @@ def test_the_expiry_sweep_expires_units_once_even_when_two_runs_overlap(inv: Inv
     assert_counters_match_units(inv)
     assert_one_ledger_entry_per_change(inv, [*platelets_like, *keeps])
     assert inv.service.expire_due() == 0
+    # The wastage is recorded: in each unit's ledger, and counted on its level for the day.
+    for u in platelets_like:
+        assert inv.store.ledger(u.id)[-1].wastage is WastageReason.EXPIRED
+    [level] = inv.service.stock_levels(STAFF, SITE, BloodGroup.O_POS, Component.RED_CELLS)
+    assert level.wasted_in_window == 3
+    assert level.available == 1
 
 
 def test_a_retried_create_with_one_token_makes_one_request_even_at_once(inv: Inventory) -> None:

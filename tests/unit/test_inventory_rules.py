@@ -747,3 +747,23 @@ def test_with_units_appends_and_counts_outstanding() -> None:
         3,
     )
     assert replace(one, status=RequestStatus.CANCELLED).outstanding == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "to", "wasted"),
+    [
+        (S.QUARANTINED, S.DISCARDED, {NORTH_ONEG: 1}),  # a typed unit: counted on its level
+        (S.QUARANTINED, S.EXPIRED, {NORTH_ONEG: 1}),
+        (S.AVAILABLE, S.DISCARDED, {NORTH_ONEG: 1}),
+        (S.AVAILABLE, S.EXPIRED, {NORTH_ONEG: 1}),
+        (S.RESERVED, S.EXPIRED, {NORTH_ONEG: 1}),
+        (S.ISSUED, S.DISCARDED, {NORTH_ONEG: 1}),  # returned unfit
+        (S.ISSUED, S.TRANSFUSED, {}),
+        (S.AVAILABLE, S.RESERVED, {}),
+        (S.QUARANTINED, S.AVAILABLE, {}),
+    ],
+)
+def test_wastage_is_counted_where_a_unit_is_lost(
+    start: UnitStatus, to: UnitStatus, wasted: dict[LevelKey, int]
+) -> None:
+    assert dict(counter_deltas([moved(start, to)]).wasted) == wasted
