@@ -619,6 +619,7 @@ class InventoryService:
         """``fulfil``, also giving the units it just reserved (empty when it reserved none)."""
         _staff(identity, "fulfil blood requests")
         reserved: list[BloodUnit] = []
+        taken: set[str] = set()
 
         def attempt(record: IdempotencyRecord | None) -> BloodRequest:
             reserved.clear()
@@ -627,12 +628,10 @@ class InventoryService:
             if request.status is RequestStatus.CANCELLED:
                 raise IllegalTransition(f"Blood request {request.id} was cancelled")
             needed = request.outstanding
-            chosen = self._choose(request, needed, now) if needed else []
+            chosen = self._choose(request, needed, now, taken) if needed else []
             if not chosen:  # nothing outstanding, or nothing compatible on the shelves: it stays as it is
-                if record is not None:
-                    self._commit(
-                        InventoryWrite(at=now), record, request.id
-                    )  # the token is spent all the same
+                if record is not None:  # the token is spent all the same
+                    self._commit(InventoryWrite(at=now), record, request.id)
                 return request
             changes = [
                 rules.change(
@@ -647,7 +646,12 @@ class InventoryService:
             ]
             updated = rules.with_units(request, [u.id for u in chosen], now)
             write = InventoryWrite(at=now, units=changes, request=updated, request_version=request.version)
-            self._commit(write, record, request.id)
+            try:
+                self._commit(write, record, request.id)
+            except StaleWrite as stale:
+                # Units someone else took are not offered again, however late the index is.
+                taken.update(u.id for u in chosen if f"unit {u.id}" in stale.failed)
+                raise
             reserved.extend(c.after for c in changes)
             return updated
 
@@ -656,12 +660,14 @@ class InventoryService:
         )
         return request, list(reserved)
 
-    def _choose(self, request: BloodRequest, needed: int, now: datetime) -> list[BloodUnit]:
+    def _choose(self, request: BloodRequest, needed: int, now: datetime, taken: set[str]) -> list[BloodUnit]:
         """Candidates in preference order: one index Query per compatible group until enough."""
         chosen: list[BloodUnit] = []
         for group in rules.donor_groups_for(request.component, request.blood_group):
             # Read a few more than needed: the index may still list units others just took.
-            found = self.store.available_units(request.site_id, request.component, group, now, needed + 4)
+            limit = needed + len(taken) + 4
+            found = self.store.available_units(request.site_id, request.component, group, now, limit)
+            found = [u for u in found if u.id not in taken]
             ordered = rules.allocation_order(found, request.component, request.blood_group, now)
             chosen.extend(ordered[: needed - len(chosen)])
             if len(chosen) >= needed:

@@ -1450,3 +1450,22 @@ def test_a_unit_moves_to_another_jurisdiction_only_with_the_screening_it_require
     svc.record_test_results(STAFF, {"din": din, "results": results("HEV")})
     [moved] = svc.transfer(STAFF, {"unit_ids": [unit.id], "to_site_id": "site-london"})
     assert moved.site_id == "site-london"
+
+
+def test_a_unit_the_index_still_lists_after_it_was_taken_is_not_offered_again(
+    world: World, svc: InventoryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The allocation index lags on AWS: a unit reserved a moment ago may still be listed, as it
+    was. Its condition fails by name, and the retry leaves it out however stale the index stays."""
+    taken, free = put(world, expires_in=timedelta(days=2)), put(world, expires_in=timedelta(days=9))
+    svc.fulfil(STAFF, order(svc, quantity=1).id)  # takes the unit expiring first
+    assert unit_of(world, taken.id).status is S.RESERVED
+    listed = world.inventory.available_units
+
+    def stale_index(*args: object, **kwargs: object) -> list[BloodUnit]:
+        return sorted([taken, *listed(*args, **kwargs)], key=lambda u: u.expires_at)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.inventory, "available_units", stale_index)
+    second = svc.fulfil(STAFF, order(svc, quantity=1).id)
+    assert second.unit_ids == (free.id,)
+    assert [c for c in world.inventory.calls if c[0] == "commit"][-2:] == [("commit", 1), ("commit", 1)]
