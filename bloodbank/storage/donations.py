@@ -23,7 +23,7 @@ from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, Fiel
 from bloodbank.ports import FieldCipher, Page
 from bloodbank.storage import keys
 from bloodbank.storage.donors import encode_recent, seal_into, unsealer
-from bloodbank.storage.inventory import to_unit, unit_item
+from bloodbank.storage.inventory import get_units, unit_item
 from bloodbank.storage.models import (
     DinSequenceItem,
     DonationItem,
@@ -175,13 +175,7 @@ class DynamoDonations:
 
     # --- UnitRepository -------------------------------------------------------------------------
     def get_many(self, unit_ids: Sequence[str]) -> list[BloodUnit]:
-        wanted = list(dict.fromkeys(unit_ids))
-        found: dict[str, BloodUnit] = {}
-        for start in range(0, len(wanted), 100):
-            batch = [(keys.unit(u).pk, keys.unit(u).sk) for u in wanted[start : start + 100]]
-            for item in UnitItem.batch_get(batch):
-                found[item.unit_id] = to_unit(item)
-        return [found[u] for u in unit_ids if u in found]
+        return get_units(unit_ids)
 
     # --- Reminders ------------------------------------------------------------------------------
     def due(self, day: date) -> list[Reminder]:

@@ -25,11 +25,11 @@ from bloodbank.errors import BadUserInput, Conflict, FieldProblem
 from bloodbank.ports import FieldCipher, Page, SealedFields
 from bloodbank.storage import keys
 from bloodbank.storage.models import DonorEmailItem, DonorItem, SiteItem, TableBinding, TableItem
+from bloodbank.storage.paging import query_page
 from bloodbank.storage.planning import FILTER_ATTRIBUTES, plan
 from bloodbank.storage.transactions import ConditionsFailed, Transaction, retry_on_transaction_conflict
 
 # A page with a filter reads at most this many items before it returns what it has.
-MAX_EVALUATED_PER_PAGE = 2000
 
 
 _SEALED = ("date_of_birth", "phone", "address", "weight_kg", "medical_notes", "deferrals")
@@ -293,33 +293,16 @@ class DynamoDonorRepository:
         start = self._cursors.decode(next_token, scope) if next_token else None
         index = getattr(TableItem, p.index)
         sort_key = getattr(type(index), f"{p.index}sk")
-        results = index.query(
+        found, resume = query_page(
+            p.index,
             p.partition,
-            range_key_condition=sort_key.startswith(p.sort_prefix) if p.sort_prefix else None,
+            limit,
+            start,
+            range_condition=sort_key.startswith(p.sort_prefix) if p.sort_prefix else None,
             filter_condition=compile_filter(p.residual) if p.residual else None,
-            page_size=limit + 1 if p.residual is None else min(1000, max(100, 4 * (limit + 1))),
-            last_evaluated_key=start,
         )
-        pages = results.page_iter
-        found: list[DonorItem] = []
-        resume: dict[str, Any] | None = None
-        for page in pages:
-            for raw in page.get("Items", []):
-                if len(found) == limit:
-                    last = found[-1]
-                    resume = {
-                        name: {"S": getattr(last, name)}
-                        for name in ("pk", "sk", f"{p.index}pk", f"{p.index}sk")
-                    }
-                    break
-                found.append(TableItem.from_raw_data(raw))  # type: ignore[arg-type]
-            if resume is not None or pages.last_evaluated_key is None:
-                break
-            if pages.total_scanned_count >= MAX_EVALUATED_PER_PAGE:
-                resume = pages.last_evaluated_key
-                break
         token = self._cursors.encode(resume, scope) if resume else None
-        return Page([self._donor(i) for i in found], token)
+        return Page([self._donor(i) for i in found if isinstance(i, DonorItem)], token)
 
 
 def _email_taken() -> Conflict:

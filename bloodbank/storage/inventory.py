@@ -47,6 +47,7 @@ from bloodbank.storage.models import (
     TestResultsItem,
     UnitItem,
 )
+from bloodbank.storage.paging import query_page
 from bloodbank.storage.transactions import (
     ConditionsFailed,
     Transaction,
@@ -100,6 +101,17 @@ def to_unit(item: UnitItem) -> BloodUnit:
         version=int(item.version),
         request_id=item.request_id,
     )
+
+
+def get_units(unit_ids: Sequence[str]) -> list[BloodUnit]:
+    """The units that exist among ``unit_ids``, in the order asked: BatchGetItem, 100 keys a call."""
+    wanted = list(dict.fromkeys(unit_ids))
+    found: dict[str, BloodUnit] = {}
+    for start in range(0, len(wanted), 100):
+        batch = [(keys.unit(u).pk, keys.unit(u).sk) for u in wanted[start : start + 100]]
+        for item in UnitItem.batch_get(batch):
+            found[item.unit_id] = to_unit(item)
+    return [found[u] for u in unit_ids if u in found]
 
 
 def _index_actions(index: str, key: keys.IndexKey | None) -> list[Any]:
@@ -240,13 +252,7 @@ class DynamoInventory:
 
     # --- units ------------------------------------------------------------------------------------
     def units(self, unit_ids: Sequence[str]) -> list[BloodUnit]:
-        wanted = list(dict.fromkeys(unit_ids))
-        found: dict[str, BloodUnit] = {}
-        for start in range(0, len(wanted), 100):
-            batch = [(keys.unit(u).pk, keys.unit(u).sk) for u in wanted[start : start + 100]]
-            for item in UnitItem.batch_get(batch):
-                found[item.unit_id] = to_unit(item)
-        return [found[u] for u in unit_ids if u in found]
+        return get_units(unit_ids)
 
     def units_of_donation(self, din: str) -> list[BloodUnit]:
         items = TableItem.gsi3.query(keys.units_of_din_partition(din))
@@ -507,28 +513,15 @@ class DynamoInventory:
     ) -> tuple[list[TableItem], str | None]:
         """Up to ``limit`` items of an index partition and a token for the rest (None on the last page)."""
         start = self._cursors.decode(next_token, scope) if next_token else None
-        results = getattr(TableItem, index).query(
+        found, resume = query_page(
+            index,
             partition,
-            range_key_condition=condition,
+            limit,
+            start,
+            range_condition=condition,
             filter_condition=residual,
-            scan_index_forward=forward,
-            page_size=limit + 1 if residual is None else min(1000, max(100, 4 * (limit + 1))),
-            last_evaluated_key=start,
+            forward=forward,
         )
-        pages = results.page_iter
-        found: list[TableItem] = []
-        resume: dict[str, Any] | None = None
-        for page in pages:
-            for raw in page.get("Items", []):
-                if len(found) == limit:
-                    last = found[-1]
-                    resume = {
-                        name: {"S": getattr(last, name)} for name in ("pk", "sk", f"{index}pk", f"{index}sk")
-                    }
-                    break
-                found.append(TableItem.from_raw_data(raw))
-            if resume is not None or pages.last_evaluated_key is None:
-                break
         token = self._cursors.encode(resume, scope) if resume else None
         return found, token
 
