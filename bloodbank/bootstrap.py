@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from bloodbank.adapters.broker import FanOut, LocalAlertBroker
 from bloodbank.cursor import CursorCodec
 from bloodbank.ports import (
+    AlertPublisher,
+    AlertStore,
     Clock,
     DinSequences,
     DirectoryRepository,
@@ -26,6 +29,7 @@ from bloodbank.ports import (
     Reminders,
     UnitRepository,
 )
+from bloodbank.services.alerts import AlertService
 from bloodbank.services.authn import Authenticator, KeySet, TokenVerifier
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
@@ -47,6 +51,10 @@ class DonationStore(DinSequences, DonationRepository, UnitRepository, Reminders,
     """One adapter serves the donation ports (DynamoDonations, InMemoryDonations)."""
 
 
+class StockStore(InventoryStore, AlertStore, Protocol):
+    """One adapter serves inventory and its shortage alerts (DynamoInventory, InMemoryInventory)."""
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -57,6 +65,7 @@ class Container:
     donations: DonationService
     notifications: NotificationService
     inventory: InventoryService
+    alerts: AlertService
     probes: list[HealthProbe] = field(default_factory=list)
 
 
@@ -122,7 +131,8 @@ def build_container(
     donors: DonorRepository | None = None,
     directory: DirectoryRepository | None = None,
     donations: DonationStore | None = None,
-    inventory: InventoryStore | None = None,
+    inventory: StockStore | None = None,
+    alert_publisher: AlertPublisher | None = None,
     cipher: FieldCipher | None = None,
     notifier: Notifier | None = None,
     ledger: NotificationLedger | None = None,
@@ -168,6 +178,20 @@ def build_container(
     real_probes.append(CachedProbe(_KeySetProbe(key_source), ttl_seconds=30))
     verifier = TokenVerifier(KeySet(key_source), settings.token_issuer, settings.client_ids)
     notifications = NotificationService(notifier, ledger, clock)
+    broker = LocalAlertBroker()  # this process's subscriptions
+    if alert_publisher is None:
+        from bloodbank.adapters.provisioning import LazyClient, client
+        from bloodbank.adapters.sns import SnsAlertPublisher
+
+        sns_alerts = LazyClient(lambda: client("sns", settings.aws_endpoint, settings.region))
+        alert_publisher = SnsAlertPublisher(sns_alerts, settings.alerts_topic_arn)
+    alerts = AlertService(
+        inventory,
+        FanOut([broker, alert_publisher]),
+        broker,
+        clock,
+        new_id,
+    )
     donation_service = DonationService(
         donors=donors,
         donations=donations,
@@ -187,8 +211,9 @@ def build_container(
         donations=donation_service,
         notifications=notifications,
         inventory=InventoryService(
-            inventory, directory, clock, new_id, on_issued=donation_service.notify_unit_issued
+            inventory, directory, clock, new_id, on_issued=donation_service.notify_unit_issued, alerts=alerts
         ),
+        alerts=alerts,
         authenticator=Authenticator(verifier, directory),
         probes=real_probes if probes is None else probes,
     )

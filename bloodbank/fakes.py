@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from bloodbank import sealing
 from bloodbank.cursor import CursorCodec
 from bloodbank.domain import inventory
+from bloodbank.domain.alerts import NEVER, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder, UnitStatus
@@ -407,6 +408,8 @@ class InMemoryInventory:
         self.requests_by_id: dict[str, BloodRequest] = {}
         self.test_records: dict[str, TestRecord] = {}
         self.tokens: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.announced: dict[LevelKey, Announced] = {}
+        self.alert_list: list[ShortageAlert] = []
         self.calls: list[tuple[str, object]] = []
 
     @property
@@ -534,7 +537,8 @@ class InMemoryInventory:
     def stock(self, site_id: str | None, since: date) -> list[StockCounts]:
         self.calls.append(("stock", site_id))
         keys_seen = (
-            set(self.counters)
+            set(self.announced)
+            | set(self.counters)
             | set(self.thresholds)
             | {k for k, d in [*self.issued, *self.wasted] if d >= since}
         )
@@ -546,10 +550,40 @@ class InMemoryInventory:
                 threshold=self.thresholds.get(k),
                 issued_by_day={d: n for (key, d), n in self.issued.items() if key == k and d >= since},
                 wasted_by_day={d: n for (key, d), n in self.wasted.items() if key == k and d >= since},
+                announced=self.announced.get(k, NEVER),
             )
             for k in sorted(keys_seen, key=lambda k: (k.site_id, k.blood_group.value, k.component.value))
             if site_id is None or k.site_id == site_id
         ]
+
+    def announce(self, alert: ShortageAlert, previous: Announced) -> bool:
+        self.calls.append(("announce", alert.id))
+        key = LevelKey(alert.site_id, alert.blood_group, alert.component)
+        with self._lock:
+            if self.announced.get(key, NEVER).version != previous.version:
+                return False
+            self.announced[key] = Announced(alert.status, alert.raised_at, previous.version + 1)
+            self.alert_list.append(alert)
+            return True
+
+    def alerts(self, site_id: str | None, limit: int, next_token: str | None) -> Page[ShortageAlert]:
+        scope = f"alerts|{site_id or ''}"
+        rows = sorted(
+            (a for a in self.alert_list if site_id is None or a.site_id == site_id),
+            key=lambda a: (a.raised_at, a.id),
+            reverse=True,
+        )
+        if next_token:
+            after = str(self._cursors.decode(next_token, scope)["after"])
+            rows = [a for a in rows if f"{a.raised_at.isoformat()}#{a.id}" < after]
+        page, more = rows[:limit], len(rows) > limit
+        last = page[-1] if page else None
+        token = (
+            self._cursors.encode({"after": f"{last.raised_at.isoformat()}#{last.id}"}, scope)
+            if more and last
+            else None
+        )
+        return Page(page, token)
 
     def set_threshold(self, key: LevelKey, threshold: Threshold) -> None:
         self.calls.append(("set_threshold", key))
@@ -587,3 +621,13 @@ class InMemoryInventory:
 
     def idempotency(self, scope: str, token: str) -> IdempotencyRecord | None:
         return self.tokens.get((scope, token))
+
+
+class RecordingAlertPublisher:
+    """Keeps every alert it was handed, in order."""
+
+    def __init__(self) -> None:
+        self.published: list[ShortageAlert] = []
+
+    def publish(self, alert: ShortageAlert) -> None:
+        self.published.append(alert)

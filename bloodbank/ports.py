@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Generic, Protocol, TypeVar
 
+from bloodbank.domain.alerts import NEVER, AlertFilter, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
@@ -239,6 +240,7 @@ class StockCounts:
     threshold: Threshold | None
     issued_by_day: Mapping[date, int]
     wasted_by_day: Mapping[date, int] = field(default_factory=dict)
+    announced: Announced = NEVER  # the shortage status subscribers last heard
 
 
 class InventoryStore(Protocol):
@@ -282,3 +284,26 @@ class InventoryStore(Protocol):
     def tests(self, din: str) -> TestRecord | None: ...
 
     def idempotency(self, scope: str, token: str) -> IdempotencyRecord | None: ...
+
+
+# --- shortage alerts ------------------------------------------------------------------------------
+class AlertStore(Protocol):
+    def announce(self, alert: ShortageAlert, previous: Announced) -> bool:
+        """Record the alert and make its status the level's announced one, in one transaction, if
+        nobody announced anything since ``previous`` was read; False (nothing written) otherwise."""
+
+    def alerts(self, site_id: str | None, limit: int, next_token: str | None) -> Page[ShortageAlert]:
+        """Alerts newest first, of one site or of every site."""
+
+
+class AlertPublisher(Protocol):
+    """Hands an alert to whoever listens (SNS topic, subscriptions of this process, WebSockets)."""
+
+    def publish(self, alert: ShortageAlert) -> None: ...
+
+
+class AlertFeed(Protocol):
+    """Alerts as they are raised, for the GraphQL subscriptions this process serves."""
+
+    def subscribe(self, wanted: AlertFilter) -> AsyncIterator[ShortageAlert]:
+        """Every alert matching ``wanted`` published from now on, until the iterator is closed."""

@@ -9,6 +9,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -19,11 +20,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from bloodbank import logs
 from bloodbank.bootstrap import Container
@@ -145,7 +150,19 @@ def _error_response(status: int, message: str, code: str, error_type: str, rid: 
     return Response(orjson.dumps(body), status, media_type="application/json", headers={"x-request-id": rid})
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """GraphQL over WebSockets in text frames, as every client of both protocols expects."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class BloodBankGraphQL(GraphQL[RequestContext, None]):
+    websocket_adapter_class = TextFrames
+
     def __init__(self, container: Container) -> None:
         super().__init__(
             schema,
@@ -192,17 +209,36 @@ class BloodBankGraphQL(GraphQL[RequestContext, None]):
             request=request,
             response=response,
         )
+        self._sign_in(context, request.headers.get("authorization"))
+        return context
+
+    def _sign_in(self, context: RequestContext, token: str | None) -> None:
         try:
-            context.identity = self.container.authenticator.identify(request.headers.get("authorization"))
+            context.identity = self.container.authenticator.identify(token)
+            context.auth_error = None
         except AppError as rejected:
             context.auth_error = rejected
         except Exception as down:
+            rid = context.request_id
             reason = str(down) if isinstance(down, DependencyUnavailable) else type(down).__name__
             log.error("sign-in could not be checked", extra={"request_id": rid, "reason": reason})
             context.auth_error = ServiceUnavailable(
                 f"Sign-in could not be checked right now; try again shortly (request id {rid})", rid
             )
-        return context
+
+    async def on_ws_connect(self, context: RequestContext) -> Any:
+        """Subscriptions sign in like queries: the token in connection_init's payload (browsers
+        cannot set WebSocket headers), or the Authorization header. A token that fails is refused
+        at once; none at all leaves public fields only (subscribing is then UNAUTHENTICATED)."""
+        params = context.connection_params or {}
+        token = params.get("Authorization") or params.get("authorization")
+        if isinstance(token, str) and token:
+            await run_in_threadpool(self._sign_in, context, token)
+        if context.auth_error is not None:
+            raise ConnectionRejectionError(
+                {"message": context.auth_error.message, **context.auth_error.extensions()}
+            )
+        return UNSET
 
 
 def health_endpoint(container: Container) -> Any:
@@ -234,6 +270,7 @@ def create_app(container: Container) -> Starlette:
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),  # graphql-transport-ws and graphql-ws
             Route("/health", health_endpoint(container), methods=["GET"]),
         ],
         middleware=[  # outermost first: every response, errors included, has an id and CORS headers

@@ -31,6 +31,8 @@ class Settings:
     pii_key_id: str = ""
     documents_bucket: str = ""
     donor_topic_arn: str = ""
+    # Shortage alerts: the SNS topic every alert goes to (empty: subscriptions only).
+    alerts_topic_arn: str = ""
 
     def __post_init__(self) -> None:
         if not self.token_issuer:
@@ -75,6 +77,7 @@ class Settings:
             pii_key_id=env.get("BLOODBANK_PII_KEY_ID", ""),
             documents_bucket=env.get("BLOODBANK_DOCUMENTS_BUCKET", ""),
             donor_topic_arn=env.get("BLOODBANK_DONOR_TOPIC_ARN", ""),
+            alerts_topic_arn=env.get("BLOODBANK_ALERTS_TOPIC_ARN", ""),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -94,6 +97,7 @@ class Settings:
             "BLOODBANK_PII_KEY_ID": self.pii_key_id,
             "BLOODBANK_DOCUMENTS_BUCKET": self.documents_bucket,
             "BLOODBANK_DONOR_TOPIC_ARN": self.donor_topic_arn,
+            "BLOODBANK_ALERTS_TOPIC_ARN": self.alerts_topic_arn,
         }
         if self.dynamodb_endpoint:
             env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint

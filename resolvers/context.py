@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 from bloodbank.domain.identity import Identity
 from bloodbank.errors import Unauthenticated
 from bloodbank.ports import DirectoryRepository
+from bloodbank.services.alerts import AlertService
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
@@ -34,6 +35,9 @@ class Services(Protocol):
 
     @property
     def inventory(self) -> InventoryService: ...
+
+    @property
+    def alerts(self) -> AlertService: ...
 
 
 @dataclass(frozen=True, slots=True)

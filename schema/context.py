@@ -21,3 +21,4 @@ class RequestContext:
     request: Any = None
     response: Any = None
     loaders: dict[str, Any] = field(default_factory=dict)  # per-request DataLoaders, by name
+    connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -17,19 +18,22 @@ from strawberry.extensions import (
 )
 from strawberry.scalars import JSON
 from strawberry.types.execution import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from bloodbank.domain.identity import Group
+from resolvers import alerts as alert_resolvers
 from resolvers import directory as directory_resolvers
 from resolvers import documents as document_resolvers
 from resolvers import donations as donation_resolvers
 from resolvers import donors as donor_resolvers
 from resolvers import inventory as inventory_resolvers
+from schema.alerts import ShortageAlert, ShortageAlertConnection
 from schema.auth import EVERYONE, STAFF, allow
 from schema.calls import Ctx, call
 from schema.documents import RequestDonorDocumentUploadInput
 from schema.donations import BloodUnit, DeferDonorInput, Donation, RecordDonationInput
 from schema.enums import BloodGroup, Component
-from schema.errors import ErrorPolicy
+from schema.errors import ErrorPolicy, public_error
 from schema.fast_paths import name_enum_values_directly, read_plain_fields_directly
 from schema.inventory import (
     BloodRequest,
@@ -165,6 +169,21 @@ class Query:
     ) -> BloodRequestConnection:
         return call(
             inventory_resolvers.list_blood_requests, info, filter=filter, limit=limit, next_token=next_token
+        )
+
+    @strawberry.field(
+        description="Shortage alerts, newest first, of one site or of every site (staff and hospitals).",
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    def list_shortage_alerts(
+        self,
+        info: Ctx,
+        site_id: strawberry.ID | None = None,
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> ShortageAlertConnection:
+        return call(
+            alert_resolvers.list_shortage_alerts, info, site_id=site_id, limit=limit, next_token=next_token
         )
 
     @strawberry.field(
@@ -331,6 +350,34 @@ class Mutation:
         return call(inventory_resolvers.confirm_transfusion, info, input=input)
 
 
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "Shortage alerts as they are raised, filtered on the server by any of the arguments (staff"
+            " and hospitals). Over graphql-transport-ws or graphql-ws on /graphql; the full alert is"
+            " delivered whatever the mutation that caused it selected."
+        ),
+        extensions=[allow(*STAFF, Group.HOSPITALS)],
+    )
+    async def on_shortage_alert(
+        self,
+        info: Ctx,
+        site_id: strawberry.ID | None = None,
+        blood_group: BloodGroup | None = None,  # type: ignore[valid-type]
+        component: Component | None = None,  # type: ignore[valid-type]
+    ) -> AsyncIterator[ShortageAlert]:
+        alerts = call(
+            alert_resolvers.on_shortage_alert,
+            info,
+            site_id=site_id,
+            blood_group=blood_group,
+            component=component,
+        )
+        async for alert in alerts:
+            yield alert
+
+
 # Built once: validation rules must be the same objects on every request for the cache to hit.
 _LIMIT_RULES = (
     *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
@@ -344,10 +391,46 @@ class BloodBankSchema(strawberry.Schema):
     ) -> None:
         """Errors are logged by ErrorPolicy, without personal data; strawberry's default logs everything."""
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        """Every result a subscription streams gets the same public errors as queries do."""
+        results = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        request_id = getattr(context_value, "request_id", "-")
+
+        async def public() -> AsyncGenerator[Any, None]:
+            try:
+                async for result in results:
+                    errors = getattr(result, "errors", None)
+                    if errors:
+                        public_errors = [public_error(e, request_id, operation_name) for e in errors]
+                        result.errors = public_errors  # type: ignore[union-attr]
+                    yield result
+            finally:
+                await results.aclose()
+
+        return public()
+
 
 schema = BloodBankSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     scalar_overrides={datetime: AWSDateTime, date: AWSDate, JSON: AWSJSON},
     extensions=[
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

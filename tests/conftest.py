@@ -43,6 +43,7 @@ from bloodbank.fakes import (
     InMemoryDonorRepository,
     InMemoryInventory,
     InMemoryNotificationLedger,
+    RecordingAlertPublisher,
     RecordingNotifier,
     SequentialIds,
     StaticKeySet,
@@ -169,6 +170,7 @@ class World:
     donations: InMemoryDonations
     notifier: RecordingNotifier
     inventory: InMemoryInventory
+    alerts: RecordingAlertPublisher
 
 
 @pytest.fixture
@@ -185,6 +187,7 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
     donations = InMemoryDonations(donors, CursorCodec(settings.page_token_secret))
     notifier = RecordingNotifier()
     inventory = InMemoryInventory(donations, CursorCodec(settings.page_token_secret))
+    alerts = RecordingAlertPublisher()
     container = build_container(
         settings,
         donors=donors,
@@ -192,6 +195,7 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
         documents=InMemoryDocumentStore(clock=clock),
         donations=donations,
         inventory=inventory,
+        alert_publisher=alerts,
         notifier=notifier,
         ledger=InMemoryNotificationLedger(),
         key_source=keyset,
@@ -199,7 +203,7 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
         new_id=SequentialIds("donor"),
         probes=list(probes),
     )
-    return World(container, donors, directory, keyset, clock, probes, donations, notifier, inventory)
+    return World(container, donors, directory, keyset, clock, probes, donations, notifier, inventory, alerts)
 
 
 class Api:

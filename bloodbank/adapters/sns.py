@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bloodbank.domain.alerts import ShortageAlert
 from bloodbank.domain.notifications import Channel, OutgoingMessage
 from bloodbank.errors import DependencyUnavailable
 
@@ -79,3 +80,57 @@ class SnsNotifier:
                 f"SNS unreachable, {channel} notification not sent: {type(exc).__name__}"
             ) from None
         return str(response["MessageId"])
+
+
+def alert_document(alert: ShortageAlert) -> dict[str, Any]:
+    """The alert as subscribers receive it (the same fields as the GraphQL ShortageAlert)."""
+    return {
+        "id": alert.id,
+        "siteId": alert.site_id,
+        "bloodGroup": alert.blood_group.value,
+        "component": alert.component.value,
+        "status": alert.status.value,
+        "previousStatus": alert.previous_status.value,
+        "available": alert.available,
+        "threshold": alert.threshold,
+        "daysOfSupply": alert.days_of_supply,
+        "raisedAt": alert.raised_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+class SnsAlertPublisher:
+    """Implements ``AlertPublisher``: each alert to the alerts topic, with message attributes for
+    site, group, component and status so that e-mail, SMS and ops subscriptions can filter."""
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._client = client
+        self._topic_arn = topic_arn
+
+    def request(self, alert: ShortageAlert) -> dict[str, Any]:
+        group = alert.blood_group.label
+        component = alert.component.value.replace("_", " ").lower()
+        subject = f"Blood stock {alert.status.value}: {group} {component} at {alert.site_id}"
+        return {
+            "TopicArn": self._topic_arn,
+            "Subject": _subject(subject),
+            "Message": json.dumps(alert_document(alert)),
+            "MessageAttributes": {
+                "siteId": _string(alert.site_id),
+                "bloodGroup": _string(alert.blood_group.value),
+                "component": _string(alert.component.value),
+                "status": _string(alert.status.value),
+            },
+        }
+
+    def publish(self, alert: ShortageAlert) -> None:
+        if not self._topic_arn:
+            return  # no topic configured: subscriptions still hear of it
+        try:
+            self._client.publish(**self.request(alert))
+        except ClientError as exc:
+            code = _CODE.sub("", str(exc.response.get("Error", {}).get("Code", "Unknown")))[:64]
+            raise DependencyUnavailable(f"SNS refused the shortage alert: {code}") from None
+        except (BotoCoreError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"SNS unreachable, shortage alert not sent: {type(exc).__name__}"
+            ) from None

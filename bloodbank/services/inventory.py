@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from bloodbank.domain import inventory as rules
 from bloodbank.domain import text
+from bloodbank.domain.alerts import NEVER, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.donations import BloodUnit, UnitStatus
 from bloodbank.domain.identity import Group, Identity
@@ -53,6 +54,7 @@ from bloodbank.ports import (
     Page,
     TestRecord,
 )
+from bloodbank.services.alerts import AlertService
 from bloodbank.services.donors import page_size
 
 log = logging.getLogger("bloodbank.inventory")
@@ -75,6 +77,7 @@ class InventoryService:
     clock: Clock
     new_id: IdGenerator
     on_issued: Callable[[BloodUnit], None] | None = None  # tell the donor (best effort)
+    alerts: AlertService | None = None  # announces levels that cross into AMBER or RED, or recover
     sleep: Callable[[float], None] = time.sleep
     _sites: dict[str, Site] = field(default_factory=dict)
     _hospitals: dict[str, Hospital] = field(default_factory=dict)
@@ -152,6 +155,14 @@ class InventoryService:
         if record is not None:
             write = replace(write, idempotency=replace(record, result=result))
         self.store.commit(write)
+        self._changed(write)
+
+    def _changed(self, write: InventoryWrite) -> None:
+        """After a commit: the levels whose counters moved may have crossed a threshold."""
+        deltas = rules.counter_deltas(write.units)
+        touched = set(deltas.levels) | set(deltas.issued) | set(deltas.wasted)
+        if touched:
+            self.check_alerts(touched)
 
     # --- units ----------------------------------------------------------------------------------
     def get_unit(self, identity: Identity, unit_id: str) -> BloodUnit | None:
@@ -488,6 +499,12 @@ class InventoryService:
             raise Forbidden("Only blood service staff and hospitals see stock levels")
         if site_id is not None:
             self._site(site_id, "siteId")
+        return [level for level, _ in self._levels(site_id, group, component)]
+
+    def _levels(
+        self, site_id: str | None, group: BloodGroup | None = None, component: Component | None = None
+    ) -> list[tuple[StockLevel, Announced]]:
+        """The levels asked for with what was last announced of each: one Query of the counters."""
         self._reference()
         today = self.clock().date()
         since = today - timedelta(days=rules.MAX_WINDOW_DAYS - 1)
@@ -505,17 +522,29 @@ class InventoryService:
                     first = today - timedelta(days=threshold.window_days - 1)
                     issued = sum(n for d, n in (found.issued_by_day.items() if found else ()) if d >= first)
                     wasted = sum(n for d, n in (found.wasted_by_day.items() if found else ()) if d >= first)
-                    result.append(
-                        rules.level(
-                            key,
-                            found.available if found else 0,
-                            found.reserved if found else 0,
-                            threshold,
-                            issued,
-                            wasted,
-                        )
-                    )
+                    available, reserved = (found.available, found.reserved) if found else (0, 0)
+                    level = rules.level(key, available, reserved, threshold, issued, wasted)
+                    result.append((level, found.announced if found else NEVER))
         return result
+
+    def check_alerts(self, keys: set[LevelKey] | None = None) -> list[ShortageAlert]:
+        """Announce the levels among ``keys`` (every level when None) whose status crossed: one
+        Query per site. Never raises: the stock change it follows is already committed."""
+        if self.alerts is None:
+            return []
+        raised: list[ShortageAlert] = []
+        try:
+            sites = sorted({k.site_id for k in keys}) if keys is not None else [None]
+            for site in sites:
+                for _ in range(3):  # another announcement won a race: read again and judge again
+                    levels = [(lv, a) for lv, a in self._levels(site) if keys is None or _key(lv) in keys]
+                    found, lost = self.alerts.consider(levels)
+                    raised.extend(found)
+                    if not lost:
+                        break
+        except Exception as exc:
+            log.warning("shortage check failed", extra={"exception": type(exc).__name__})
+        return raised
 
     def set_threshold(self, identity: Identity, values: Mapping[str, object]) -> StockLevel:
         if Group.ADMINS not in identity.groups:
@@ -534,7 +563,9 @@ class InventoryService:
         problems = rules.check_threshold(threshold)
         if problems:
             raise BadUserInput.of([FieldProblem(f, m) for f, m in problems])
-        self.store.set_threshold(LevelKey(site, group, component), threshold)
+        key = LevelKey(site, group, component)
+        self.store.set_threshold(key, threshold)
+        self.check_alerts({key})
         return self.stock_levels(identity, site, group, component)[0]
 
     # --- hospital requests ----------------------------------------------------------------------
@@ -798,6 +829,7 @@ class InventoryService:
                 if token is None:
                     break
             expired += self._expire(due, now)
+        self.check_alerts()  # every level: recoveries held back by the quiet period are announced now
         return expired
 
     def _expire(self, due: list[BloodUnit], now: datetime) -> int:
@@ -842,6 +874,7 @@ class InventoryService:
                     )
             try:
                 self.store.commit(write)
+                self._changed(write)
                 return len(changes)
             except StaleWrite:
                 self.sleep(random.uniform(0, 0.02))  # noqa: S311
@@ -850,6 +883,10 @@ class InventoryService:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+def _key(level: StockLevel) -> LevelKey:
+    return LevelKey(level.site_id, level.blood_group, level.component)
+
+
 def _staff(identity: Identity, what: str) -> None:
     if not identity.is_staff:
         raise Forbidden(f"Only blood service staff can {what}")

@@ -18,6 +18,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.condition import Condition
 
 from bloodbank.cursor import CursorCodec
+from bloodbank.domain.alerts import NEVER, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.donations import BloodUnit, UnitStatus
 from bloodbank.domain.inventory import (
@@ -26,6 +27,7 @@ from bloodbank.domain.inventory import (
     LedgerEntry,
     LevelKey,
     RequestStatus,
+    StockStatus,
     TestMarker,
     TestOutcome,
     Threshold,
@@ -37,6 +39,7 @@ from bloodbank.errors import StaleWrite
 from bloodbank.ports import IdempotencyRecord, InventoryWrite, Page, StockCounts, TestRecord
 from bloodbank.storage import keys
 from bloodbank.storage.models import (
+    AlertItem,
     BloodRequestItem,
     IdempotencyItem,
     IssuedDayItem,
@@ -432,6 +435,7 @@ class DynamoInventory:
             result.append(
                 StockCounts(
                     key=key,
+                    announced=_announced(counter),
                     available=int(counter.available or 0) if counter else 0,
                     reserved=int(counter.reserved or 0) if counter else 0,
                     threshold=threshold,
@@ -440,6 +444,62 @@ class DynamoInventory:
                 )
             )
         return result
+
+    # --- shortage alerts (AlertStore) ----------------------------------------------------------
+    @retry_on_transaction_conflict
+    def announce(self, alert: ShortageAlert, previous: Announced) -> bool:
+        key = LevelKey(alert.site_id, alert.blood_group, alert.component)
+        counter = StockLevelItem()
+        counter.set_key(keys.stock_level(key.site_id, key.blood_group, key.component.value))
+        index = keys.stock_level_index(key.site_id, key.blood_group, key.component.value)
+        unchanged = (
+            StockLevelItem.alert_version.does_not_exist()
+            if previous.version == 0
+            else StockLevelItem.alert_version == previous.version
+        )
+        item = AlertItem(
+            alert_id=alert.id,
+            site_id=alert.site_id,
+            blood_group=alert.blood_group.value,
+            component=alert.component.value,
+            status=alert.status.value,
+            previous_status=alert.previous_status.value,
+            available=alert.available,
+            threshold=alert.threshold,
+            days_of_supply=alert.days_of_supply,
+            raised_at=alert.raised_at,
+        )
+        item.set_key(keys.shortage_alert(alert.id))
+        item.set_index(keys.alerts_of_site(alert.site_id, alert.raised_at, alert.id))
+        item.set_index(keys.all_alerts(alert.raised_at, alert.id))
+        tx = Transaction(self._binding.connection())
+        tx.update(
+            "level",
+            counter,
+            [
+                *_level_identity(StockLevelItem, key),
+                *_index_actions("gsi3", index),
+                StockLevelItem.announced_status.set(alert.status.value),
+                StockLevelItem.announced_at.set(alert.raised_at),
+                StockLevelItem.alert_version.set(previous.version + 1),
+            ],
+            unchanged,
+        )
+        tx.put("alert", item, AlertItem.pk.does_not_exist())
+        try:
+            tx.commit()
+        except ConditionsFailed:
+            return False
+        return True
+
+    def alerts(self, site_id: str | None, limit: int, next_token: str | None) -> Page[ShortageAlert]:
+        scope = f"alerts|{site_id or ''}"
+        if site_id is not None:
+            index, partition = "gsi1", keys.alerts_of_site_partition(site_id)
+        else:
+            index, partition = "gsi3", keys.ALL_ALERTS
+        items, token = self._page(index, partition, None, None, limit, next_token, scope, forward=False)
+        return Page([to_alert(i) for i in items if isinstance(i, AlertItem)], token)
 
     def set_threshold(self, key: LevelKey, threshold: Threshold) -> None:
         counter = StockLevelItem()
@@ -535,6 +595,29 @@ def _get(model: type[M], key: keys.Key) -> M | None:
         return model.get(key.pk, key.sk, consistent_read=True)
     except DoesNotExist:
         return None
+
+
+def _announced(counter: StockLevelItem | None) -> Announced:
+    if counter is None or counter.announced_status is None:
+        return NEVER
+    return Announced(
+        StockStatus(counter.announced_status), counter.announced_at, int(counter.alert_version or 0)
+    )
+
+
+def to_alert(item: AlertItem) -> ShortageAlert:
+    return ShortageAlert(
+        id=item.alert_id,
+        site_id=item.site_id,
+        blood_group=BloodGroup(item.blood_group),
+        component=Component(item.component),
+        status=StockStatus(item.status),
+        previous_status=StockStatus(item.previous_status),
+        available=int(item.available),
+        threshold=int(item.threshold),
+        days_of_supply=float(item.days_of_supply) if item.days_of_supply is not None else None,
+        raised_at=item.raised_at,
+    )
 
 
 def _level_order(key: LevelKey) -> tuple[str, str, str]:

@@ -253,6 +253,25 @@ def all_requests(created_at: datetime, request_id: str) -> IndexKey:
     return IndexKey("gsi3", ALL_REQUESTS, f"{_instant(created_at)}#{request_id}")
 
 
+def shortage_alert(alert_id: str) -> Key:
+    return Key(f"ALERT#{alert_id}", "ALERT")
+
+
+def alerts_of_site(site_id: str, raised_at: datetime, alert_id: str) -> IndexKey:
+    return IndexKey("gsi1", alerts_of_site_partition(site_id), f"{_instant(raised_at)}#{alert_id}")
+
+
+def alerts_of_site_partition(site_id: str) -> str:
+    return f"ALERTS#SITE#{site_id}"
+
+
+ALL_ALERTS = "ALERTS"
+
+
+def all_alerts(raised_at: datetime, alert_id: str) -> IndexKey:
+    return IndexKey("gsi3", ALL_ALERTS, f"{_instant(raised_at)}#{alert_id}")
+
+
 def test_results(din: str) -> Key:
     return Key(f"TESTS#{din}", "TESTS")
 

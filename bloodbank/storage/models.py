@@ -196,6 +196,25 @@ class StockLevelItem(TableItem, discriminator="StockLevel"):
     amber_days = NumberAttribute(null=True)
     red_days = NumberAttribute(null=True)
     window_days = NumberAttribute(null=True)
+    # The shortage status last announced (alerts), when, and a version for announcing it once.
+    announced_status = UnicodeAttribute(null=True)
+    announced_at = UTCDateTimeAttribute(null=True)
+    alert_version = NumberAttribute(null=True)
+
+
+class AlertItem(TableItem, discriminator="ShortageAlert"):
+    """A shortage alert as raised (pk ``ALERT#<id>``); listed by site and for every site."""
+
+    alert_id = UnicodeAttribute()
+    site_id = UnicodeAttribute()
+    blood_group = UnicodeAttribute()
+    component = UnicodeAttribute()
+    status = UnicodeAttribute()
+    previous_status = UnicodeAttribute()
+    available = NumberAttribute()
+    threshold = NumberAttribute()
+    days_of_supply = NumberAttribute(null=True)
+    raised_at = UTCDateTimeAttribute()
 
 
 class IssuedDayItem(TableItem, discriminator="IssuedDay"):
