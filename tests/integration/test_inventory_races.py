@@ -387,3 +387,38 @@ def test_request_lists_page_by_hospital_and_by_status(inv: Inventory) -> None:
     pending = inv.store.requests(None, RequestStatus.PENDING, 100, None).items
     assert [r.needed_by for r in pending] == sorted(r.needed_by for r in pending)
     assert len(pending) == 7
+
+
+def test_concurrent_changes_announce_one_alert_per_crossing(inv: Inventory) -> None:
+    from bloodbank.adapters.broker import LocalAlertBroker
+    from bloodbank.fakes import RecordingAlertPublisher
+    from bloodbank.services.alerts import AlertService
+
+    published = RecordingAlertPublisher()
+    broker = LocalAlertBroker()
+    ids = iter(range(1, 1000))
+    inv.service.alerts = AlertService(inv.store, published, broker, inv.clock, lambda: f"alert-{next(ids)}")
+    units = stock_units(inv, BloodGroup.AB_NEG, days=30, n=8)
+    admin = Identity(sub="admin-1", username="admin", groups=frozenset({Group.ADMINS}), token_use="access")
+    inv.service.set_threshold(
+        admin,
+        {"site_id": SITE, "blood_group": BloodGroup.AB_NEG, "component": Component.RED_CELLS, "par_level": 6},
+    )
+    assert published.published == []  # 8 >= 6: GREEN
+    # Eight staff discard at once: the level goes 8 -> 0, through AMBER (5 and below) to RED (0).
+    outcomes = race(
+        [
+            (lambda u=u: inv.service.discard(STAFF, {"unit_id": u.id, "reason": WastageReason.DAMAGED}))
+            for u in units
+        ]
+    )
+    assert outcomes == Counter({"ok": 8})
+    statuses = [a.status.value for a in published.published]
+    assert statuses in (["AMBER", "RED"], ["RED"])  # never the same crossing twice
+    recorded = inv.store.alerts(SITE, 100, None).items
+    assert sorted(a.id for a in recorded) == sorted(a.id for a in published.published)
+    [counts] = [
+        c for c in inv.store.stock(SITE, inv.clock().date()) if c.key.blood_group is BloodGroup.AB_NEG
+    ]
+    assert counts.announced.status.value == "RED"
+    assert counts.announced.version == len(recorded)

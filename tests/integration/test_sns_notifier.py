@@ -6,7 +6,7 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,3 +219,55 @@ def test_an_unreachable_endpoint_is_unavailable(channel: Channel) -> None:
     with pytest.raises(DependencyUnavailable, match="unreachable") as caught:
         notifier.send(message(NotificationKind.DONATION_THANKS, channel))
     _no_personal_data(caught.value, PHONE, EMAIL)
+
+
+def test_a_shortage_alert_reaches_the_alerts_topic_with_filterable_attributes(aws: Sns) -> None:
+    from bloodbank.adapters.sns import SnsAlertPublisher
+    from bloodbank.domain.alerts import ShortageAlert
+    from bloodbank.domain.blood import BloodGroup, Component
+    from bloodbank.domain.inventory import StockStatus
+
+    alert = ShortageAlert(
+        "alert-1",
+        "site-north",
+        BloodGroup.O_NEG,
+        Component.RED_CELLS,
+        StockStatus.RED,
+        StockStatus.AMBER,
+        1,
+        6,
+        0.5,
+        datetime(2026, 12, 1, 7, 30, tzinfo=UTC),
+    )
+    sns = _client("sns", aws.endpoint)
+    red_queue = _queue(
+        aws.sqs,
+        sns,
+        aws.topic_arn,
+        f"red-only-{uuid.uuid4().hex[:8]}",
+        RawMessageDelivery="true",
+        FilterPolicy=json.dumps({"status": ["RED"], "bloodGroup": ["O_NEG"]}),
+    )
+    SnsAlertPublisher(sns, aws.topic_arn).publish(alert)
+    SnsAlertPublisher(sns, aws.topic_arn).publish(replace(alert, id="alert-2", status=StockStatus.AMBER))
+    [delivered] = receive(aws.sqs, red_queue)
+    assert json.loads(delivered["Body"]) == {
+        "id": "alert-1",
+        "siteId": "site-north",
+        "bloodGroup": "O_NEG",
+        "component": "RED_CELLS",
+        "status": "RED",
+        "previousStatus": "AMBER",
+        "available": 1,
+        "threshold": 6,
+        "daysOfSupply": 0.5,
+        "raisedAt": "2026-12-01T07:30:00Z",
+    }
+    attributes = {k: v["StringValue"] for k, v in delivered["MessageAttributes"].items()}
+    assert attributes == {
+        "siteId": "site-north",
+        "bloodGroup": "O_NEG",
+        "component": "RED_CELLS",
+        "status": "RED",
+    }
+    assert len(receive(aws.sqs, aws.all_queue)) == 2
