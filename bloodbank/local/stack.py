@@ -30,6 +30,7 @@ TABLE = "bloodbank"
 POOL_NAME = "bloodbank-local"
 PII_KEY_ALIAS = "alias/bloodbank-pii"
 DONOR_TOPIC = "bloodbank-donor-notifications"
+ALERTS_TOPIC = "bloodbank-shortage-alerts"
 DOCUMENTS_BUCKET = "bloodbank-donor-documents"
 
 
@@ -45,6 +46,7 @@ class StackInfo:
     pii_key_id: str = ""
     donor_topic_arn: str = ""
     documents_bucket: str = ""
+    alerts_topic_arn: str = ""
 
     def settings(self, page_token_secret: str) -> Settings:
         return Settings(
@@ -59,6 +61,7 @@ class StackInfo:
             pii_key_id=self.pii_key_id,
             donor_topic_arn=self.donor_topic_arn,
             documents_bucket=self.documents_bucket,
+            alerts_topic_arn=self.alerts_topic_arn,
         )
 
     @property
@@ -227,6 +230,7 @@ def start(
             moto_url, REGION, PII_KEY_ALIAS, str(state / "pii-key.material")
         )
         topic = provisioning.ensure_topic(moto_url, REGION, DONOR_TOPIC)
+        alerts_topic = provisioning.ensure_topic(moto_url, REGION, ALERTS_TOPIC)
         # moto applies a bucket policy's Deny whatever its condition, so no TLS-only policy locally.
         provisioning.ensure_documents_bucket(moto_url, REGION, DOCUMENTS_BUCKET, pii_key, require_tls=False)
         info = StackInfo(
@@ -240,6 +244,7 @@ def start(
             pii_key_id=pii_key,
             donor_topic_arn=topic,
             documents_bucket=DOCUMENTS_BUCKET,
+            alerts_topic_arn=alerts_topic,
         )
         secret = page_token_secret(state)
         subs = provision_and_seed(info, secret)
