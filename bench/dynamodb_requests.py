@@ -330,7 +330,10 @@ def inventory_operations(
     for din, group in dins[1:]:
         gql(release, {"din": din, "group": group})
     with counted(
-        "recordTestResults (release 2 units)", "Staff", 3, "units of the DIN, results, one transaction"
+        "recordTestResults (release 2 units)",
+        "Staff",
+        4,
+        "units of the DIN, results, one transaction, shortage check (the site's levels)",
     ):
         gql(release, {"din": dins[0][0], "group": dins[0][1]})
     levels = '{ stockLevels(siteId: "site-north") { bloodGroup component available reserved status } }'
@@ -363,11 +366,12 @@ def inventory_operations(
     allocated = done["allocated"]
     row = rows[-1]
     queries = row.calls.get("Query", 0)
-    row.patterns = 2 + queries  # the request, one index Query per compatible group read, the transaction
+    groups = queries - 1  # the last Query reads the site's levels: the shortage check after the change
+    row.patterns = 3 + groups  # the request, one index Query per group tried, the transaction, the check
     row.note = (
         f"{allocated} units allocated ({done['status']}):"
         f" {row.total / max(allocated, 1):.2f} requests per unit;"
-        f" {queries} index Queries (one per donor group tried, best first)"
+        f" {groups} index Queries (one per donor group tried, best first) + the shortage check"
     )
     page = "query { listBloodRequests { items { id status quantity } nextToken } }"
     with counted("listBloodRequests", "Hospitals +claim", 1, "its own, newest first"):
@@ -380,12 +384,16 @@ def inventory_operations(
     with counted("listBloodRequests(status eq)", "Staff", 1, "the work list, soonest needed first"):
         gql("query { listBloodRequests(filter: {status: {eq: FULFILLED}}) { items { id } } }")
     issue = "mutation($id: ID!) { issueBloodRequest(id: $id) { id status } }"
-    with counted("issueBloodRequest", "Staff", 3, "request, units, one transaction"):
+    with counted("issueBloodRequest", "Staff", 4, "request, units, one transaction, shortage check"):
         gql(issue, {"id": request["id"]})
     row = rows[-1]
-    extra = row.total - 3
-    if extra > 0:
-        row.note += f"; +{extra} for telling each donor (donor read, send-once ledger), after the transaction"
+    alerts = row.calls.get("TransactWriteItems", 0) - 1
+    donors = row.total - 4 - alerts
+    if alerts > 0 or donors > 0:
+        row.note += (
+            f"; +{alerts} alerts (each level that crossed: one conditional transaction)"
+            f" and +{donors} for telling each donor (donor read, send-once ledger), after the transaction"
+        )
         row.patterns = row.total
 
 

@@ -202,6 +202,30 @@ def test_serve_sign_in_query_stop_and_find_the_data_again(tmp_path: Path) -> Non
         seen = stack.gql("{ listBloodRequests { items { id status } } }", hospital_token)["data"]
         assert {"id": ordered["id"], "status": "FULFILLED"} in seen["listBloodRequests"]["items"]
 
+        # A real WebSocket client (graphql-transport-ws) hears of the shortage the mutation causes.
+        from websockets.sync.client import connect
+
+        ws_url = stack.url.replace("http://", "ws://") + "/graphql"
+        with connect(ws_url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:
+            ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": hospital_token}}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+            subscription = (
+                'subscription { onShortageAlert(siteId: "site-north", bloodGroup: AB_POS) {'
+                " siteId bloodGroup component status previousStatus available threshold } }"
+            )
+            ws.send(json.dumps({"id": "s1", "type": "subscribe", "payload": {"query": subscription}}))
+            time.sleep(0.5)  # the server registers the subscription
+            raised = stack.gql(
+                'mutation { setStockThreshold(input: {siteId: "site-north", bloodGroup: AB_POS,'
+                " component: RED_CELLS, parLevel: 50}) { status } }",
+                stack.token("admin"),
+            )
+            assert raised["data"]["setStockThreshold"]["status"] == "AMBER"
+            message = json.loads(ws.recv(timeout=10))
+            assert message["type"] == "next"
+            alert = message["payload"]["data"]["onShortageAlert"]
+            assert (alert["status"], alert["previousStatus"], alert["threshold"]) == ("AMBER", "GREEN", 50)
+
         # Seeding again while running changes nothing, and a second stack is refused with a clear message.
         count = len(
             stack.gql("{ listDonors(limit: 100) { items { id } } }", staff)["data"]["listDonors"]["items"]
