@@ -17,7 +17,7 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ("cold_start", "graphql_throughput", "dynamodb_requests")
+BENCHES = ("cold_start", "graphql_throughput", "dynamodb_requests", "alert_latency")
 
 
 def run(name: str, extra: list[str]) -> tuple[dict[str, object] | None, float, int]:
