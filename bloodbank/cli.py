@@ -26,26 +26,48 @@ def _serve(args: argparse.Namespace) -> int:
 
     console = Console()
     state = _state_dir(args)
+    cert, key = stack.tls_certificate(state, [args.host]) if args.tls else (None, None)  # Amplify: wss only
+    http, ws = ("https", "wss") if cert else ("http", "ws")
+    base = f"{args.host}:{args.port}"
+    trust = (
+        f"TLS certificate     {cert} (self-signed: trust it in the browser, NODE_EXTRA_CA_CERTS={cert}"
+        f" for Node, curl --cacert {cert})\n"
+        if cert
+        else ""
+    )
     console.print("Starting DynamoDB Local and the moto server, provisioning and seeding...")
-    with stack.start(args.host, args.port, args.dynamodb_port, args.moto_port, state) as (info, settings, _):
+    ports = (args.port, args.dynamodb_port, args.moto_port)
+    with stack.start(args.host, *ports, state, tls=cert is not None) as (info, settings, _):
         app = create_app(build_container(settings))
         roles = "|".join(u.role for u in seed.DEMO_USERS)
         console.print(
             f"[bold]GraphQL + GraphiQL[/]  {info.api_url}\n"
-            f"Health              http://{args.host}:{args.port}/health\n"
+            f"Subscriptions       {ws}://{base}/graphql (graphql-transport-ws, graphql-ws)\n"
+            f"AppSync real-time   {ws}://{base}/graphql/realtime (Amplify JS)\n"
+            f"Health              {http}://{base}/health\n"
+            f"{trust}"
             f"DynamoDB Local      {info.dynamodb_endpoint} (data in {state / 'dynamodb'})\n"
             f"moto server         {info.aws_endpoint} (Cognito user pool {info.user_pool_id})\n"
             f"Demo users          {', '.join(u.email for u in seed.DEMO_USERS)}\n"
             f"                    password {seed.DEMO_PASSWORD}\n\n"
             f"Get a token:  TOKEN=$(.venv/bin/bloodbank token --as {roles})\n"
-            f'Query:        curl -s {info.api_url} -H "Authorization: $TOKEN" '
+            f"Query:        curl -s {f'--cacert {cert} ' if cert else ''}{info.api_url} "
+            '-H "Authorization: $TOKEN" '
             "-H 'content-type: application/json' "
             '-d \'{"query":"{ listDonors(limit: 5) { items { id bloodGroup } nextToken } }"}\'\n'
             "Ctrl-C stops everything.",
             soft_wrap=True,
             highlight=False,
         )
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+        )
         console.print("Stopping DynamoDB Local and the moto server...")
     return 0
 
@@ -106,6 +128,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--dynamodb-port", type=int, default=8001)
     serve.add_argument("--moto-port", type=int, default=8002)
     serve.add_argument("--data-dir", help="where local data is kept (default .local in the checkout)")
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https and wss (Amplify JS needs wss) with a self-signed certificate for loopback,"
+        " made once in the state folder",
+    )
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print an access token of a demo user (local stack only)")

@@ -1,6 +1,8 @@
 """The one Starlette app, served by uvicorn locally and by Mangum on Lambda.
 
-Routes: ``/graphql`` (POST; GET for queries; GraphiQL in a browser) and ``/health``.
+Routes: ``/graphql`` (POST; GET for queries; GraphiQL in a browser; WebSocket subscriptions over
+graphql-transport-ws and graphql-ws), ``/graphql/realtime`` (AppSync's real-time protocol, for
+Amplify JS) and ``/health``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from strawberry.types.unset import UNSET
 
 from bloodbank import logs
 from bloodbank.bootstrap import Container
-from bloodbank.errors import AppError, DependencyUnavailable, ServiceUnavailable
+from bloodbank.errors import AppError
+from bloodbank.realtime import AppSyncRealtime
 from schema import schema
 from schema.context import RequestContext
 from schema.errors import public_error
@@ -214,17 +217,10 @@ class BloodBankGraphQL(GraphQL[RequestContext, None]):
 
     def _sign_in(self, context: RequestContext, token: str | None) -> None:
         try:
-            context.identity = self.container.authenticator.identify(token)
+            context.identity = self.container.authenticator.sign_in(token, context.request_id)
             context.auth_error = None
         except AppError as rejected:
             context.auth_error = rejected
-        except Exception as down:
-            rid = context.request_id
-            reason = str(down) if isinstance(down, DependencyUnavailable) else type(down).__name__
-            log.error("sign-in could not be checked", extra={"request_id": rid, "reason": reason})
-            context.auth_error = ServiceUnavailable(
-                f"Sign-in could not be checked right now; try again shortly (request id {rid})", rid
-            )
 
     async def on_ws_connect(self, context: RequestContext) -> Any:
         """Subscriptions sign in like queries: the token in connection_init's payload (browsers
@@ -271,6 +267,7 @@ def create_app(container: Container) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),  # graphql-transport-ws and graphql-ws
+            WebSocketRoute("/graphql/realtime", AppSyncRealtime(container)),  # AppSync's, for Amplify JS
             Route("/health", health_endpoint(container), methods=["GET"]),
         ],
         middleware=[  # outermost first: every response, errors included, has an id and CORS headers

@@ -6,11 +6,13 @@ The stack's facts (ports, user pool, app client) go to ``<state dir>/stack.json`
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,6 +88,95 @@ def page_token_secret(state: Path) -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+CERTIFICATE_DAYS = 365
+
+
+def tls_certificate(state: Path, hosts: Sequence[str] = ()) -> tuple[Path, Path]:
+    """A self-signed certificate for loopback (and ``hosts``) and its key, in the state folder.
+
+    Made once and reused while it is valid for a day more and names every host; returns the
+    (certificate, key) PEM paths for uvicorn's ``ssl_certfile`` and ``ssl_keyfile``. Clients must be
+    told to trust it (a browser exception, or ``NODE_EXTRA_CA_CERTS=<certificate>`` for Node).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    cert_path, key_path = state / "tls-cert.pem", state / "tls-key.pem"
+    wildcards = {"", "0.0.0.0", "::"}  # noqa: S104 - names to leave out, not addresses to bind
+    names = list(dict.fromkeys([*LOOPBACK_NAMES, *(h for h in hosts if h not in wildcards)]))
+    wanted: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            wanted.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            wanted.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.UTC)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        covered = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        if (
+            cert.public_key() == key.public_key()
+            and cert.not_valid_after_utc > now + datetime.timedelta(days=1)
+            and all(name in covered for name in wanted)
+        ):
+            return cert_path, key_path
+    except (OSError, ValueError, TypeError, x509.ExtensionNotFound):
+        pass  # missing, unreadable or not ours: make a new one
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bloodbank local stack"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "localhost"),
+        ]
+    )
+    public = private_key.public_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERTIFICATE_DAYS))
+        .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .sign(private_key, hashes.SHA256())
+    )
+    state.mkdir(parents=True, exist_ok=True)
+    key_path.unlink(missing_ok=True)
+    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as key_file:
+        key_file.write(
+            private_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
 
 
 def write_info(state: Path, info: StackInfo) -> None:
@@ -219,9 +310,11 @@ def running_engines(
 
 @contextmanager
 def start(
-    host: str, port: int, dynamodb_port: int, moto_port: int, state: Path
+    host: str, port: int, dynamodb_port: int, moto_port: int, state: Path, *, tls: bool = False
 ) -> Iterator[tuple[StackInfo, Settings, dict[str, str]]]:
-    """Bring the engines up, provision and seed; yields what the API needs, then tears down."""
+    """Bring the engines up, provision and seed; yields what the API needs, then tears down.
+
+    ``tls``: the API will be served over https/wss (its URL in the stack's facts says so)."""
     engines.ensure_port_free(port, "the API", "--port")
     use_local_credentials()
     with running_engines(dynamodb_port, moto_port, state) as (ddb_url, moto_url):
@@ -240,7 +333,7 @@ def start(
             aws_endpoint=moto_url,
             user_pool_id=pool.pool_id,
             client_id=pool.client_id,
-            api_url=f"http://{host}:{port}/graphql",
+            api_url=f"{'https' if tls else 'http'}://{host}:{port}/graphql",
             pii_key_id=pii_key,
             donor_topic_arn=topic,
             documents_bucket=DOCUMENTS_BUCKET,

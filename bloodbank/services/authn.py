@@ -10,6 +10,7 @@ access token, ``aud`` of an ID token, must be one of ours.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,8 +21,10 @@ from jose import jwt
 from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
 
 from bloodbank.domain.identity import Group, Identity, parse_groups
-from bloodbank.errors import DependencyUnavailable, Unauthenticated
+from bloodbank.errors import DependencyUnavailable, ServiceUnavailable, Unauthenticated
 from bloodbank.ports import DirectoryRepository, KeySetSource
+
+log = logging.getLogger("bloodbank.auth")
 
 MAX_TOKEN_BYTES = 16 * 1024
 
@@ -175,3 +178,18 @@ class Authenticator:
             claims=claims,
             hospital_id=hospital_id if isinstance(hospital_id, str) else None,
         )
+
+    def sign_in(self, authorization: str | None, request_id: str) -> Identity | None:
+        """``identify``, with an outage of the key set or the directory reported as one (logged
+        with the request id, never the token) rather than as an invalid token."""
+        try:
+            return self.identify(authorization)
+        except Unauthenticated:
+            raise
+        except Exception as down:
+            reason = str(down) if isinstance(down, DependencyUnavailable) else type(down).__name__
+            log.error("sign-in could not be checked", extra={"request_id": request_id, "reason": reason})
+            raise ServiceUnavailable(
+                f"Sign-in could not be checked right now; try again shortly (request id {request_id})",
+                request_id,
+            ) from None
