@@ -79,15 +79,25 @@ def unit_item(unit: BloodUnit) -> UnitItem:
     )
     item.set_key(keys.unit(unit.id))
     item.set_index(keys.units_of_din(unit.din, unit.id))
-    if unit.status in IN_STOCK:
-        item.set_index(keys.units_in_stock_by_expiry(unit.site_id, unit.expires_at, unit.id))
-    if unit.status is UnitStatus.AVAILABLE and unit.blood_group is not None:
-        item.set_index(
-            keys.units_available(
-                unit.site_id, unit.component.value, unit.blood_group, unit.expires_at, unit.id
-            )
-        )
+    for index in _status_indexes(unit):
+        if index is not None:
+            item.set_index(index)
     return item
+
+
+def _status_indexes(unit: BloodUnit) -> tuple[keys.IndexKey | None, keys.IndexKey | None]:
+    """The sparse indexes the unit's status puts it in: in stock (gsi1), available (gsi2)."""
+    stock = (
+        keys.units_in_stock_by_expiry(unit.site_id, unit.expires_at, unit.id)
+        if unit.status in IN_STOCK
+        else None
+    )
+    available = (
+        keys.units_available(unit.site_id, unit.component.value, unit.blood_group, unit.expires_at, unit.id)
+        if unit.status is UnitStatus.AVAILABLE and unit.blood_group is not None
+        else None
+    )
+    return stock, available
 
 
 def to_unit(item: UnitItem) -> BloodUnit:
@@ -125,18 +135,7 @@ def _index_actions(index: str, key: keys.IndexKey | None) -> list[Any]:
 
 
 def _unit_update(before: BloodUnit, after: BloodUnit, at: datetime) -> list[Any]:
-    stock = (
-        keys.units_in_stock_by_expiry(after.site_id, after.expires_at, after.id)
-        if after.status in IN_STOCK
-        else None
-    )
-    available = (
-        keys.units_available(
-            after.site_id, after.component.value, after.blood_group, after.expires_at, after.id
-        )
-        if after.status is UnitStatus.AVAILABLE and after.blood_group is not None
-        else None
-    )
+    stock, available = _status_indexes(after)
     actions: list[Any] = [
         UnitItem.status.set(after.status.value),
         UnitItem.version.set(after.version),
