@@ -28,6 +28,7 @@ from bloodbank import cli
 from bloodbank.local import stack
 from bloodbank.realtime import AppSyncRealtime
 from bloodbank.server import create_app
+from tests.api.test_subscriptions import SET_PAR, set_par
 from tests.conftest import Api, SigningKey, TokenFactory, World
 
 pytestmark = pytest.mark.timeout(60)  # a missing message fails the test instead of hanging it
@@ -36,11 +37,6 @@ HOST = "127.0.0.1:8000"
 SUBSCRIBE = """subscription OnShortage($site: ID, $group: BloodGroup) {
   onShortageAlert(siteId: $site, bloodGroup: $group) {
     id siteId bloodGroup component status previousStatus available threshold daysOfSupply raisedAt
-  }
-}"""
-SET_PAR = """mutation($site: ID!, $group: BloodGroup!, $par: Int!) {
-  setStockThreshold(input: {siteId: $site, bloodGroup: $group, component: RED_CELLS, parLevel: $par}) {
-    status
   }
 }"""
 ALERT_FIELDS = {
@@ -124,11 +120,6 @@ class AppSyncClient:
     def subscribed(self, sub_id: str, variables: dict[str, Any] | None = None) -> None:
         self.start(sub_id, variables=variables)
         assert self.receive() == {"id": sub_id, "type": "start_ack"}
-
-
-def set_par(api: Api, tokens: TokenFactory, site: str, group: str, par: int) -> None:
-    body = api.gql(SET_PAR, {"site": site, "group": group, "par": par}, token=tokens("Admins"))
-    assert "errors" not in body, body
 
 
 def only_error(message: dict[str, Any], sub_id: str | None) -> dict[str, Any]:
