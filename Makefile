@@ -8,7 +8,8 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean \
-	build-GraphQLFunction build-RemindersFunction build-ExpirySweepFunction
+	build-GraphQLFunction build-RemindersFunction build-ExpirySweepFunction \
+	build-WebSocketFunction build-AlertFanOutFunction build-WebSocketKeepAliveFunction
 
 serve: install
 	$(BIN)/bloodbank serve
@@ -68,6 +69,9 @@ build-GraphQLFunction: $(PY_STAMP)
 # Every function ships the same package; sam build gives each its own ARTIFACTS_DIR.
 build-RemindersFunction: build-GraphQLFunction
 build-ExpirySweepFunction: build-GraphQLFunction
+build-WebSocketFunction: build-GraphQLFunction
+build-AlertFanOutFunction: build-GraphQLFunction
+build-WebSocketKeepAliveFunction: build-GraphQLFunction
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

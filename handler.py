@@ -6,6 +6,11 @@ is built once per Lambda container and shared by the handlers below.
   has ended that they may give again. Safe to run twice: a handled reminder is deleted, and each
   message is claimed in the notification ledger before it is sent.
 - ``expire_units``: an EventBridge schedule (every 15 minutes); expires blood units past their expiry.
+- ``websocket``: the API Gateway WebSocket API's ``$connect``, ``$disconnect`` and ``$default`` routes
+  (GraphQL subscriptions in AppSync's real-time protocol, stored in the table).
+- ``fan_out_alerts``: subscribed to the alerts topic; posts each alert to the WebSocket
+  subscriptions that want it.
+- ``websocket_keep_alive``: an EventBridge schedule (every 4 minutes); a ``ka`` to every connection.
 """
 
 from __future__ import annotations
@@ -17,17 +22,24 @@ import gc
 # Collect nothing until the app is built, then move it all out of the collector's sight.
 gc.disable()
 
+import json  # noqa: E402
+import logging  # noqa: E402
 from typing import Any  # noqa: E402
 
 from mangum import Mangum  # noqa: E402
 
 from bloodbank.bootstrap import Container, build_container  # noqa: E402
+from bloodbank.domain.alerts import alert_from_document  # noqa: E402
 from bloodbank.server import create_app  # noqa: E402
 from bloodbank.settings import Settings  # noqa: E402
+from bloodbank.websocket import ApiGatewaySubscriptions  # noqa: E402
+
+log = logging.getLogger("bloodbank.handler")
 
 container: Container = build_container(Settings.from_env())
 app = create_app(container)
 http_handler = Mangum(app, lifespan="off", api_gateway_base_path="/")
+subscriptions = ApiGatewaySubscriptions(container)
 gc.freeze()
 gc.enable()
 
@@ -44,3 +56,37 @@ def expire_units(event: dict[str, Any], context: Any) -> dict[str, int]:
     transaction with its ledger entry and stock counters, so overlapping runs expire it once.
     """
     return {"expired": container.inventory.expire_due()}
+
+
+def websocket(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """API Gateway WebSocket proxy event in ($connect, $disconnect, $default), its answer out."""
+    return subscriptions.route(event)
+
+
+def fan_out_alerts(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """SNS event of the alerts topic in; each alert posted to the WebSocket subscriptions that want it.
+
+    A message that is not an alert is logged (by its message id) and skipped: retrying cannot mend it.
+    A failure to post raises, so SNS retries the delivery (subscribers may then hear an alert twice).
+    """
+    totals = {"alerts": 0, "delivered": 0, "expired": 0, "gone": 0, "skipped": 0, "unreadable": 0}
+    for record in event.get("Records", []):
+        sns = record.get("Sns") or {}
+        try:
+            document = json.loads(sns.get("Message") or "")
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+            alert = alert_from_document(document)
+        except ValueError:  # (json.JSONDecodeError is one)
+            log.error("not a shortage alert", extra={"message_id": sns.get("MessageId")})
+            totals["unreadable"] += 1
+            continue
+        totals["alerts"] += 1
+        for name, count in subscriptions.fan_out(alert, str(sns.get("MessageId") or "-")).items():
+            totals[name] += count
+    return totals
+
+
+def websocket_keep_alive(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """EventBridge scheduled event in; the connections kept (and those found gone) out."""
+    return subscriptions.keep_alive()

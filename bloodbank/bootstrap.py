@@ -14,6 +14,8 @@ from bloodbank.ports import (
     AlertPublisher,
     AlertStore,
     Clock,
+    ConnectionPoster,
+    ConnectionStore,
     DinSequences,
     DirectoryRepository,
     DocumentStore,
@@ -66,6 +68,9 @@ class Container:
     notifications: NotificationService
     inventory: InventoryService
     alerts: AlertService
+    connections: ConnectionStore  # API Gateway WebSocket subscriptions (bloodbank/websocket.py)
+    poster: ConnectionPoster
+    clock: Clock = utc_now
     probes: list[HealthProbe] = field(default_factory=list)
 
 
@@ -138,6 +143,8 @@ def build_container(
     ledger: NotificationLedger | None = None,
     documents: DocumentStore | None = None,
     key_source: KeySetSource | None = None,
+    connections: ConnectionStore | None = None,
+    poster: ConnectionPoster | None = None,
     clock: Clock = utc_now,
     new_id: IdGenerator = new_uuid,
     probes: list[HealthProbe] | None = None,
@@ -163,6 +170,22 @@ def build_container(
         ledger = ledger or DynamoNotificationLedger(binding)
         inventory = inventory or DynamoInventory(binding, cursors)
         real_probes.append(CachedProbe(TableProbe(binding)))
+        if connections is None:
+            from bloodbank.storage.connections import DynamoConnections
+
+            connections = DynamoConnections(binding)
+    if connections is None:  # every store was passed in: keep these in memory too
+        from bloodbank.fakes import InMemoryConnections
+
+        connections = InMemoryConnections()
+    if poster is None:
+        from bloodbank.adapters.apigateway import ApiGatewayConnections
+        from bloodbank.adapters.provisioning import connections_client
+
+        local = settings.aws_endpoint is not None
+        poster = ApiGatewayConnections(
+            lambda endpoint: connections_client(endpoint, settings.region, local=local)
+        )
     if notifier is None:
         from bloodbank.adapters.provisioning import LazyClient, client
         from bloodbank.adapters.sns import SnsNotifier
@@ -214,6 +237,9 @@ def build_container(
             inventory, directory, clock, new_id, on_issued=donation_service.notify_unit_issued, alerts=alerts
         ),
         alerts=alerts,
+        connections=connections,
+        poster=poster,
+        clock=clock,
         authenticator=Authenticator(verifier, directory),
         probes=real_probes if probes is None else probes,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -25,6 +25,7 @@ from bloodbank.domain.filters import Expr, canonical, evaluate
 from bloodbank.domain.inventory import BloodRequest, LedgerEntry, LevelKey, RequestStatus, Threshold
 from bloodbank.domain.notifications import ClaimLost, OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
+from bloodbank.domain.subscriptions import Connection, StoredSubscription
 from bloodbank.domain.uploads import UploadTicket
 from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem, StaleWrite
 from bloodbank.ports import (
@@ -621,6 +622,76 @@ class InMemoryInventory:
 
     def idempotency(self, scope: str, token: str) -> IdempotencyRecord | None:
         return self.tokens.get((scope, token))
+
+
+class InMemoryConnections:
+    """Implements ``ConnectionStore``: connections and subscriptions in dicts, as the table keeps them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_id: dict[str, Connection] = {}
+        self.subscriptions: dict[tuple[str, str], StoredSubscription] = {}
+
+    def save_connection(self, connection: Connection) -> None:
+        with self._lock:
+            self.by_id[connection.id] = connection
+
+    def connection(self, connection_id: str) -> Connection | None:
+        return self.by_id.get(connection_id)
+
+    def drop_connection(self, connection_id: str) -> None:
+        with self._lock:
+            self.by_id.pop(connection_id, None)
+            for key in [k for k in self.subscriptions if k[0] == connection_id]:
+                del self.subscriptions[key]
+
+    def subscription_count(self, connection_id: str) -> int:
+        return sum(1 for k in self.subscriptions if k[0] == connection_id)
+
+    def save_subscription(self, subscription: StoredSubscription) -> bool:
+        with self._lock:
+            key = (subscription.connection_id, subscription.id)
+            if key in self.subscriptions:
+                return False
+            self.subscriptions[key] = subscription
+            return True
+
+    def drop_subscription(self, connection_id: str, subscription_id: str) -> None:
+        with self._lock:
+            self.subscriptions.pop((connection_id, subscription_id), None)
+
+    def subscriptions_for(self, site_id: str) -> Iterator[StoredSubscription]:
+        with self._lock:
+            found = [s for s in self.subscriptions.values() if s.wanted.site_id in (site_id, None)]
+        yield from found
+
+    def connections(self) -> Iterator[Connection]:
+        yield from list(self.by_id.values())
+
+
+class RecordingPoster:
+    """Implements ``ConnectionPoster``: keeps what each connection was sent; ``gone`` ones refuse."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sent: dict[str, list[dict[str, object]]] = {}
+        self.gone: set[str] = set()
+        self.closed: list[str] = []
+
+    def post(self, endpoint: str, connection_id: str, message: Mapping[str, object]) -> bool:
+        if connection_id in self.gone:
+            return False
+        with self._lock:
+            self.sent.setdefault(connection_id, []).append(dict(message))
+        return True
+
+    def close(self, endpoint: str, connection_id: str) -> None:
+        self.closed.append(connection_id)
+        self.gone.add(connection_id)
+
+    def of(self, connection_id: str, kind: str | None = None) -> list[dict[str, object]]:
+        """What a connection was sent (of one message type)."""
+        return [m for m in self.sent.get(connection_id, []) if kind is None or m.get("type") == kind]
 
 
 class RecordingAlertPublisher:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Generic, Protocol, TypeVar
@@ -24,6 +24,7 @@ from bloodbank.domain.inventory import (
 )
 from bloodbank.domain.notifications import OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
+from bloodbank.domain.subscriptions import Connection, StoredSubscription
 
 T = TypeVar("T")
 
@@ -307,3 +308,37 @@ class AlertFeed(Protocol):
 
     def subscribe(self, wanted: AlertFilter) -> AsyncIterator[ShortageAlert]:
         """Every alert matching ``wanted`` published from now on, until the iterator is closed."""
+
+
+# --- WebSocket subscriptions on AWS (API Gateway) ------------------------------------------------
+class ConnectionStore(Protocol):
+    """API Gateway WebSocket connections and the subscriptions they hold."""
+
+    def save_connection(self, connection: Connection) -> None: ...
+
+    def connection(self, connection_id: str) -> Connection | None: ...
+
+    def drop_connection(self, connection_id: str) -> None:
+        """The connection and every subscription it holds; nothing if it is gone already."""
+
+    def subscription_count(self, connection_id: str) -> int: ...
+
+    def save_subscription(self, subscription: StoredSubscription) -> bool:
+        """Store it if the connection holds no subscription of that id; False otherwise."""
+
+    def drop_subscription(self, connection_id: str, subscription_id: str) -> None: ...
+
+    def subscriptions_for(self, site_id: str) -> Iterator[StoredSubscription]:
+        """Every subscription that may want an alert of this site (of the site, or of every site)."""
+
+    def connections(self) -> Iterator[Connection]: ...
+
+
+class ConnectionPoster(Protocol):
+    """Sends to a client through API Gateway's management API (``post_to_connection``)."""
+
+    def post(self, endpoint: str, connection_id: str, message: Mapping[str, object]) -> bool:
+        """One JSON text frame; False when the connection is gone (the caller forgets it)."""
+
+    def close(self, endpoint: str, connection_id: str) -> None:
+        """Closes the connection (a gone one is no error)."""

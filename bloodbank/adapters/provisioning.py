@@ -33,6 +33,16 @@ def client(service: str, endpoint: str | None, region: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name=region, config=config, **extra)
 
 
+def connections_client(endpoint: str, region: str, *, local: bool) -> Any:
+    """API Gateway's management API of one WebSocket API (its endpoint is the API's own URL, so it
+    is never the local stack's endpoint; ``local`` says whether to use the dummy credentials)."""
+    extra: dict[str, Any] = dict(LOCAL_CREDENTIALS) if local else {}
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+    return boto3.client(
+        "apigatewaymanagementapi", endpoint_url=endpoint, region_name=region, config=config, **extra
+    )
+
+
 class LazyClient:
     """A boto3 client made on first use: building one costs tens of milliseconds of a cold start,
     and most requests never call KMS, SNS or S3."""

@@ -10,8 +10,9 @@ re-evaluates every level every 15 minutes).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.inventory import StockLevel, StockStatus
@@ -91,3 +92,41 @@ class AlertFilter:
             and (self.blood_group is None or alert.blood_group is self.blood_group)
             and (self.component is None or alert.component is self.component)
         )
+
+
+def _integer(document: Mapping[str, object], name: str) -> int:
+    value = document[name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer")
+    return value
+
+
+def _text(document: Mapping[str, object], name: str) -> str:
+    value = document[name]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    return value
+
+
+def alert_from_document(document: Mapping[str, object]) -> ShortageAlert:
+    """The alert back from its published document (``adapters.sns.alert_document``, the alerts
+    topic's message). Raises ValueError when a field is missing or not what the document holds."""
+    try:
+        supply = document.get("daysOfSupply")
+        if supply is not None and (not isinstance(supply, int | float) or isinstance(supply, bool)):
+            raise ValueError("daysOfSupply must be a number or null")
+        raised_at = datetime.fromisoformat(_text(document, "raisedAt"))
+        return ShortageAlert(
+            id=_text(document, "id"),
+            site_id=_text(document, "siteId"),
+            blood_group=BloodGroup(document["bloodGroup"]),
+            component=Component(document["component"]),
+            status=StockStatus(document["status"]),
+            previous_status=StockStatus(document["previousStatus"]),
+            available=_integer(document, "available"),
+            threshold=_integer(document, "threshold"),
+            days_of_supply=float(supply) if supply is not None else None,
+            raised_at=raised_at if raised_at.tzinfo else raised_at.replace(tzinfo=UTC),
+        )
+    except KeyError as missing:
+        raise ValueError(f"the alert document has no {missing.args[0]}") from None

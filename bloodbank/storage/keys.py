@@ -272,6 +272,38 @@ def all_alerts(raised_at: datetime, alert_id: str) -> IndexKey:
     return IndexKey("gsi3", ALL_ALERTS, f"{_instant(raised_at)}#{alert_id}")
 
 
+# --- API Gateway WebSocket connections and their subscriptions -----------------------------------
+ALL_CONNECTIONS = "WSCONNS"
+EVERY_SITE = "*"  # the index partition of subscriptions to every site's alerts
+
+
+def ws_connection_partition(connection_id: str) -> str:
+    return f"WSCONN#{connection_id}"
+
+
+def ws_connection(connection_id: str) -> Key:
+    return Key(ws_connection_partition(connection_id), "CONNECTION")
+
+
+def ws_connection_index(connection_id: str) -> IndexKey:
+    return IndexKey("gsi3", ALL_CONNECTIONS, connection_id)
+
+
+WS_SUBSCRIPTION_PREFIX = "SUB#"
+
+
+def ws_subscription(connection_id: str, subscription_id: str) -> Key:
+    return Key(ws_connection_partition(connection_id), f"{WS_SUBSCRIPTION_PREFIX}{subscription_id}")
+
+
+def ws_subscriptions_of_site_partition(site_id: str | None) -> str:
+    return f"WSSUBS#SITE#{site_id or EVERY_SITE}"
+
+
+def ws_subscription_index(site_id: str | None, connection_id: str, subscription_id: str) -> IndexKey:
+    return IndexKey("gsi1", ws_subscriptions_of_site_partition(site_id), f"{connection_id}#{subscription_id}")
+
+
 def test_results(din: str) -> Key:
     return Key(f"TESTS#{din}", "TESTS")
 

@@ -217,6 +217,34 @@ class AlertItem(TableItem, discriminator="ShortageAlert"):
     raised_at = UTCDateTimeAttribute()
 
 
+class WsConnectionItem(TableItem, discriminator="WsConnection"):
+    """An API Gateway WebSocket connection (pk ``WSCONN#<id>``); no personal data, never a token."""
+
+    connection_id = UnicodeAttribute()
+    endpoint = UnicodeAttribute()
+    connected_at = UTCDateTimeAttribute()
+    subscriber = UnicodeAttribute(null=True)  # JSON of ``Subscriber.as_item``
+    expires = NumberAttribute()  # epoch seconds: the table's TTL removes connections never closed
+
+
+class WsSubscriptionItem(TableItem, discriminator="WsSubscription"):
+    """A subscription a connection holds (``WSCONN#<id>`` / ``SUB#<id>``), indexed by the site it
+    wants alerts of."""
+
+    connection_id = UnicodeAttribute()
+    subscription_id = UnicodeAttribute()
+    endpoint = UnicodeAttribute()
+    document = UnicodeAttribute()  # the subscription's GraphQL query
+    variables = UnicodeAttribute(null=True)  # JSON
+    operation_name = UnicodeAttribute(null=True)
+    site_id = UnicodeAttribute(null=True)
+    blood_group = UnicodeAttribute(null=True)
+    component = UnicodeAttribute(null=True)
+    subscriber = UnicodeAttribute()  # JSON of ``Subscriber.as_item``
+    created_at = UTCDateTimeAttribute()
+    expires = NumberAttribute()
+
+
 class IssuedDayItem(TableItem, discriminator="IssuedDay"):
     """Units of one level issued on one day: the trailing issue rate is read from these."""
 

@@ -82,12 +82,35 @@ TABLE_OPERATIONS = {
         "Query",
         "UpdateItem",
     },
+    # WebSocket routes: the connection (Get, Put), a subscription (Put if new, Delete), a
+    # connection's items (Query, to count them; BatchWriteItem, to drop them), hospital memberships.
+    "handler.websocket": {"BatchWriteItem", "DeleteItem", "GetItem", "PutItem", "Query"},
+    # Two index Queries per alert; expired subscriptions and gone connections are dropped.
+    "handler.fan_out_alerts": {"BatchWriteItem", "DeleteItem", "Query"},
+    "handler.websocket_keep_alive": {"BatchWriteItem", "Query"},
 }
 # Handlers that touch table items only: their role reaches the table, its key and their logs, no more
 # (no donors' personal-data key, documents or notifications), and grants exactly TABLE_OPERATIONS.
-TABLE_ONLY_HANDLERS = {"handler.expire_units"}
-# What such a handler may reach besides the table: the sweep raises shortage alerts.
-TABLE_ONLY_EXTRAS = {"handler.expire_units": {"sns:Publish": {repr({"Ref": "AlertsTopic"})}}}
+TABLE_ONLY_HANDLERS = {
+    "handler.expire_units",
+    "handler.websocket",
+    "handler.fan_out_alerts",
+    "handler.websocket_keep_alive",
+}
+_CONNECTIONS = repr(
+    {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+        "${WebSocketApi}/${WebSocketStage}/*/@connections/*"
+    }
+)
+# What such a handler may reach besides the table: the sweep raises shortage alerts; the WebSocket
+# functions post to (and close) the connections of this stack's WebSocket API.
+TABLE_ONLY_EXTRAS = {
+    "handler.expire_units": {"sns:Publish": {repr({"Ref": "AlertsTopic"})}},
+    "handler.websocket": {"execute-api:ManageConnections": {_CONNECTIONS}},
+    "handler.fan_out_alerts": {"execute-api:ManageConnections": {_CONNECTIONS}},
+    "handler.websocket_keep_alive": {"execute-api:ManageConnections": {_CONNECTIONS}},
+}
 NEVER_ON_THE_TABLE = {"Scan", "CreateTable", "DeleteTable", "UpdateTable", "PartiQLSelect", "PartiQLUpdate"}
 
 
@@ -462,9 +485,43 @@ def _events(name: str) -> dict[str, dict[str, Any]]:
     return dict(function_props(function(name)).get("Events", {}))
 
 
+def _invoke_permissions(name: str) -> list[dict[str, Any]]:
+    """Lambda permissions of this template for the function (how API Gateway v2 integrations invoke)."""
+    return [
+        props(p)
+        for p in resources("AWS::Lambda::Permission").values()
+        if is_ref(props(p)["FunctionName"], name)
+    ]
+
+
 @pytest.mark.parametrize("name", FUNCTION_NAMES)
 def test_every_function_has_a_trigger(name: str) -> None:
-    assert _events(name), f"{name} has no event: nothing would ever invoke it"
+    assert _events(name) or _invoke_permissions(name), f"{name} has no event: nothing would ever invoke it"
+
+
+def test_the_websocket_api_routes_every_message_to_its_function_which_only_it_may_invoke() -> None:
+    api_name, api = only("AWS::ApiGatewayV2::Api")
+    assert props(api)["ProtocolType"] == "WEBSOCKET"
+    routes = {props(r)["RouteKey"]: props(r) for r in resources("AWS::ApiGatewayV2::Route").values()}
+    assert set(routes) == {"$connect", "$disconnect", "$default"}
+    (integration_name, integration), *more = resources("AWS::ApiGatewayV2::Integration").items()
+    assert not more
+    assert props(integration)["IntegrationType"] == "AWS_PROXY"
+    assert "${WebSocketFunction.Arn}" in props(integration)["IntegrationUri"]["Fn::Sub"]
+    for route in routes.values():
+        assert is_ref(route["ApiId"], api_name)
+        assert route["Target"] == {"Fn::Sub": f"integrations/${{{integration_name}}}"}
+    [permission] = _invoke_permissions("WebSocketFunction")
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert f"${{{api_name}}}/" in permission["SourceArn"]["Fn::Sub"]
+    assert handler_of("WebSocketFunction") == "handler.websocket"
+
+
+def test_the_alerts_topic_feeds_the_fan_out() -> None:
+    [event] = _events("AlertFanOutFunction").values()
+    assert event["Type"] == "SNS"
+    assert is_ref(event["Properties"]["Topic"], "AlertsTopic")
+    assert handler_of("AlertFanOutFunction") == "handler.fan_out_alerts"
 
 
 @pytest.mark.parametrize("name", FUNCTION_NAMES)
