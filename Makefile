@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 
 .PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean \
 	build-GraphQLFunction build-RemindersFunction build-ExpirySweepFunction \
-	build-WebSocketFunction build-AlertFanOutFunction build-WebSocketKeepAliveFunction
+	build-WebSocketFunction build-AlertFanOutFunction build-WebSocketKeepAliveFunction build-AppealsFunction
 
 serve: install
 	$(BIN)/bloodbank serve
@@ -72,6 +72,7 @@ build-ExpirySweepFunction: build-GraphQLFunction
 build-WebSocketFunction: build-GraphQLFunction
 build-AlertFanOutFunction: build-GraphQLFunction
 build-WebSocketKeepAliveFunction: build-GraphQLFunction
+build-AppealsFunction: build-GraphQLFunction
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,8 @@ is built once per Lambda container and shared by the handlers below.
 - ``fan_out_alerts``: subscribed to the alerts topic; posts each alert to the WebSocket
   subscriptions that want it.
 - ``websocket_keep_alive``: an EventBridge schedule (every 4 minutes); a ``ka`` to every connection.
+- ``appeal_donors``: subscribed to the alerts topic (AMBER and RED only); asks the donors who can
+  help with the shortage to come and give, each at most once per appeal period.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any  # noqa: E402
 from mangum import Mangum  # noqa: E402
 
 from bloodbank.bootstrap import Container, build_container  # noqa: E402
-from bloodbank.domain.alerts import alert_from_document  # noqa: E402
+from bloodbank.domain.alerts import ShortageAlert, alert_from_document  # noqa: E402
 from bloodbank.server import create_app  # noqa: E402
 from bloodbank.settings import Settings  # noqa: E402
 from bloodbank.websocket import ApiGatewaySubscriptions  # noqa: E402
@@ -70,21 +72,57 @@ def fan_out_alerts(event: dict[str, Any], context: Any) -> dict[str, int]:
     A failure to post raises, so SNS retries the delivery (subscribers may then hear an alert twice).
     """
     totals = {"alerts": 0, "delivered": 0, "expired": 0, "gone": 0, "skipped": 0, "unreadable": 0}
+    for message_id, alert in _alerts_of(event, totals):
+        totals["alerts"] += 1
+        for name, count in subscriptions.fan_out(alert, message_id).items():
+            totals[name] += count
+    return totals
+
+
+class AppealIncomplete(Exception):
+    """The appeal ran out of time: raised so that Lambda retries the event (the retry skips every
+    donor already asked, by the appeal claims and the send-once ledger)."""
+
+
+def appeal_donors(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """SNS event of the alerts topic in; the donors asked (and those skipped, by reason) out.
+
+    Stops when the shortage ends or a newer alert of the level takes over. Out of time, it raises
+    AppealIncomplete so that Lambda's retry carries on.
+    """
+    totals: dict[str, int] = {"alerts": 0, "unreadable": 0}
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    for _, alert in _alerts_of(event, totals):
+        totals["alerts"] += 1
+        report = container.appeals.appeal(
+            alert, remaining_seconds=(lambda: remaining() / 1000) if remaining else None
+        )
+        counts = report.counts()
+        log.info("appeal", extra=counts)
+        for name, value in counts.items():
+            if isinstance(value, int):
+                totals[name] = totals.get(name, 0) + value
+        if report.resume_at is not None:
+            raise AppealIncomplete(f"appeal {alert.id} ran out of time; the retry carries on")
+    return totals
+
+
+def _alerts_of(event: dict[str, Any], totals: dict[str, int]) -> list[tuple[str, ShortageAlert]]:
+    """The alerts an SNS event carries, with their message ids. A message that is not an alert is
+    logged (by its message id), counted as unreadable and skipped: retrying cannot mend it."""
+    alerts = []
     for record in event.get("Records", []):
         sns = record.get("Sns") or {}
+        message_id = str(sns.get("MessageId") or "-")
         try:
             document = json.loads(sns.get("Message") or "")
             if not isinstance(document, dict):
                 raise ValueError("not a JSON object")
-            alert = alert_from_document(document)
+            alerts.append((message_id, alert_from_document(document)))
         except ValueError:  # (json.JSONDecodeError is one)
-            log.error("not a shortage alert", extra={"message_id": sns.get("MessageId")})
+            log.error("not a shortage alert", extra={"message_id": message_id})
             totals["unreadable"] += 1
-            continue
-        totals["alerts"] += 1
-        for name, count in subscriptions.fan_out(alert, str(sns.get("MessageId") or "-")).items():
-            totals[name] += count
-    return totals
+    return alerts
 
 
 def websocket_keep_alive(event: dict[str, Any], context: Any) -> dict[str, int]:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bloodbank.adapters.broker import FanOut, LocalAlertBroker
 from bloodbank.cursor import CursorCodec
+from bloodbank.domain.alerts import ShortageAlert
 from bloodbank.ports import (
     AlertPublisher,
     AlertStore,
+    AnnouncedLevels,
+    AppealLedger,
     Clock,
     ConnectionPoster,
     ConnectionStore,
@@ -32,6 +37,7 @@ from bloodbank.ports import (
     UnitRepository,
 )
 from bloodbank.services.alerts import AlertService
+from bloodbank.services.appeals import AppealService
 from bloodbank.services.authn import Authenticator, KeySet, TokenVerifier
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
@@ -39,6 +45,8 @@ from bloodbank.services.donors import DonorService
 from bloodbank.services.inventory import InventoryService
 from bloodbank.services.notifications import NotificationService
 from bloodbank.settings import Settings, SettingsError
+
+log = logging.getLogger("bloodbank.bootstrap")
 
 
 def utc_now() -> datetime:
@@ -68,10 +76,36 @@ class Container:
     notifications: NotificationService
     inventory: InventoryService
     alerts: AlertService
+    appeals: AppealService
     connections: ConnectionStore  # API Gateway WebSocket subscriptions (bloodbank/websocket.py)
     poster: ConnectionPoster
     clock: Clock = utc_now
     probes: list[HealthProbe] = field(default_factory=list)
+
+
+class InProcessAppeals:
+    """Implements ``AlertPublisher`` for the local server, where no Lambda hears the alerts topic:
+    each shortage's appeal runs on a background thread, one at a time, after the mutation answered."""
+
+    def __init__(self, appeals: AppealService) -> None:
+        self._appeals = appeals
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="appeals")
+
+    def publish(self, alert: ShortageAlert) -> None:
+        if alert.is_shortage:
+            self._pool.submit(self._run, alert)
+
+    def _run(self, alert: ShortageAlert) -> None:
+        try:
+            report = self._appeals.appeal(alert)
+        except Exception as exc:
+            log.error("appeal failed", extra={"alert": alert.id, "exception": type(exc).__name__})
+        else:
+            log.info("appeal done", extra=report.counts())
+
+    def drain(self) -> None:
+        """Waits for the appeals submitted so far (tests)."""
+        self._pool.submit(lambda: None).result()
 
 
 @dataclass
@@ -145,6 +179,9 @@ def build_container(
     key_source: KeySetSource | None = None,
     connections: ConnectionStore | None = None,
     poster: ConnectionPoster | None = None,
+    appeal_ledger: AppealLedger | None = None,
+    announced_levels: AnnouncedLevels | None = None,
+    appeals_in_process: bool = False,
     clock: Clock = utc_now,
     new_id: IdGenerator = new_uuid,
     probes: list[HealthProbe] | None = None,
@@ -174,10 +211,23 @@ def build_container(
             from bloodbank.storage.connections import DynamoConnections
 
             connections = DynamoConnections(binding)
+        if appeal_ledger is None or announced_levels is None:
+            from bloodbank.storage.appeals import DynamoAppeals
+
+            appeals_store = DynamoAppeals(binding)
+            appeal_ledger = appeal_ledger or appeals_store
+            announced_levels = announced_levels or appeals_store
     if connections is None:  # every store was passed in: keep these in memory too
         from bloodbank.fakes import InMemoryConnections
 
         connections = InMemoryConnections()
+    if appeal_ledger is None or announced_levels is None:
+        from bloodbank.fakes import InMemoryAnnouncedLevels, InMemoryAppealLedger, InMemoryInventory
+
+        if not isinstance(inventory, InMemoryInventory):
+            raise TypeError("pass announced_levels with an inventory store of your own")
+        appeal_ledger = appeal_ledger or InMemoryAppealLedger()
+        announced_levels = announced_levels or InMemoryAnnouncedLevels(inventory)
     if poster is None:
         from bloodbank.adapters.apigateway import ApiGatewayConnections
         from bloodbank.adapters.provisioning import connections_client
@@ -208,13 +258,20 @@ def build_container(
 
         sns_alerts = LazyClient(lambda: client("sns", settings.aws_endpoint, settings.region))
         alert_publisher = SnsAlertPublisher(sns_alerts, settings.alerts_topic_arn)
-    alerts = AlertService(
-        inventory,
-        FanOut([broker, alert_publisher]),
-        broker,
-        clock,
-        new_id,
+    appeals = AppealService(
+        donors=donors,
+        directory=directory,
+        ledger=appeal_ledger,
+        levels=announced_levels,
+        notifications=notifications,
+        clock=clock,
+        window=timedelta(days=settings.appeal_window_days),
+        period=timedelta(days=settings.appeal_period_days),
     )
+    publishers: list[AlertPublisher] = [broker, alert_publisher]
+    if appeals_in_process:  # the local server: no Lambda hears the alerts topic there
+        publishers.append(InProcessAppeals(appeals))
+    alerts = AlertService(inventory, FanOut(publishers), broker, clock, new_id)
     donation_service = DonationService(
         donors=donors,
         donations=donations,
@@ -237,6 +294,7 @@ def build_container(
             inventory, directory, clock, new_id, on_issued=donation_service.notify_unit_issued, alerts=alerts
         ),
         alerts=alerts,
+        appeals=appeals,
         connections=connections,
         poster=poster,
         clock=clock,

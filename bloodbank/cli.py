@@ -38,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     console.print("Starting DynamoDB Local and the moto server, provisioning and seeding...")
     ports = (args.port, args.dynamodb_port, args.moto_port)
     with stack.start(args.host, *ports, state, tls=cert is not None) as (info, settings, _):
-        app = create_app(build_container(settings))
+        app = create_app(build_container(settings, appeals_in_process=True))
         roles = "|".join(u.role for u in seed.DEMO_USERS)
         console.print(
             f"[bold]GraphQL + GraphiQL[/]  {info.api_url}\n"

@@ -702,3 +702,52 @@ class RecordingAlertPublisher:
 
     def publish(self, alert: ShortageAlert) -> None:
         self.published.append(alert)
+
+
+# --- donor appeals ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AppealRecord:
+    alert_id: str
+    appealed_at: datetime
+
+
+class InMemoryAppealLedger:
+    """``AppealLedger`` in memory: the DynamoDB condition under one lock. ``calls`` records
+    ("claim" | "release", donor id, alert id, outcome); ``unavailable`` makes claims fail."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records: dict[str, AppealRecord] = {}
+        self.calls: list[tuple[str, str, str, bool]] = []
+        self.unavailable = False
+
+    def claim(self, donor_id: str, alert_id: str, at: datetime, period: timedelta) -> bool:
+        if self.unavailable:
+            raise DependencyUnavailable("appeal ledger unavailable")
+        with self._lock:
+            held = self.records.get(donor_id)
+            won = held is None or held.appealed_at < at - period or held.alert_id == alert_id
+            if won:
+                self.records[donor_id] = AppealRecord(alert_id, at)
+            self.calls.append(("claim", donor_id, alert_id, won))
+            return won
+
+    def release(self, donor_id: str, alert_id: str) -> None:
+        with self._lock:
+            held = self.records.get(donor_id)
+            released = held is not None and held.alert_id == alert_id
+            if released:
+                del self.records[donor_id]
+            self.calls.append(("release", donor_id, alert_id, released))
+
+
+class InMemoryAnnouncedLevels:
+    """``AnnouncedLevels`` over ``InMemoryInventory.announced``; ``reads`` records each read."""
+
+    def __init__(self, inventory: InMemoryInventory) -> None:
+        self._inventory = inventory
+        self.reads: list[LevelKey] = []
+
+    def announced(self, key: LevelKey) -> Announced:
+        self.reads.append(key)
+        return self._inventory.announced.get(key, NEVER)

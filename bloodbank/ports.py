@@ -342,3 +342,27 @@ class ConnectionPoster(Protocol):
 
     def close(self, endpoint: str, connection_id: str) -> None:
         """Closes the connection (a gone one is no error)."""
+
+
+# --- donor appeals on a shortage ------------------------------------------------------------------
+from datetime import timedelta  # noqa: E402  (kept with the port it serves)
+
+
+class AppealLedger(Protocol):
+    """At most one appeal per donor per period: a claim in the donor's record, taken before sending."""
+
+    def claim(self, donor_id: str, alert_id: str, at: datetime, period: timedelta) -> bool:
+        """True if ``alert_id`` may appeal to the donor at ``at``: nobody appealed to them in the
+        ``period`` before, or it was this alert (a retried run). One conditional write: of two
+        runs racing for one donor, exactly one wins. The claim is kept ``period`` after ``at``."""
+
+    def release(self, donor_id: str, alert_id: str) -> None:
+        """Give up this alert's claim (its appeal could not be sent at all); nothing if another
+        alert holds the claim, or none does."""
+
+
+class AnnouncedLevels(Protocol):
+    """What a stock level announces now, to stop an appeal once its shortage is over."""
+
+    def announced(self, key: LevelKey) -> Announced:
+        """The level's announced status, read consistently; NEVER (GREEN) if nothing was announced."""

@@ -33,6 +33,10 @@ class Settings:
     donor_topic_arn: str = ""
     # Shortage alerts: the SNS topic every alert goes to (empty: subscriptions only).
     alerts_topic_arn: str = ""
+    # Donor appeals on a shortage: donors eligible now or within the window are asked, each at most
+    # once per period.
+    appeal_window_days: int = 7
+    appeal_period_days: int = 14
 
     def __post_init__(self) -> None:
         if not self.token_issuer:
@@ -46,6 +50,10 @@ class Settings:
             raise SettingsError("BLOODBANK_PAGE_TOKEN_SECRET must be at least 32 characters")
         if not self.client_ids:
             raise SettingsError("BLOODBANK_USER_POOL_CLIENT_IDS must name at least one app client")
+        if not 0 <= self.appeal_window_days <= 56:
+            raise SettingsError("BLOODBANK_APPEAL_WINDOW_DAYS must be 0-56")
+        if not 1 <= self.appeal_period_days <= 365:
+            raise SettingsError("BLOODBANK_APPEAL_PERIOD_DAYS must be 1-365")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +64,15 @@ class Settings:
             if not value:
                 raise SettingsError(f"{name} is not set")
             return value
+
+        def number(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number of days") from None
 
         def csv(name: str, default: str = "") -> tuple[str, ...]:
             return tuple(v.strip() for v in env.get(name, default).split(",") if v.strip())
@@ -78,6 +95,8 @@ class Settings:
             documents_bucket=env.get("BLOODBANK_DOCUMENTS_BUCKET", ""),
             donor_topic_arn=env.get("BLOODBANK_DONOR_TOPIC_ARN", ""),
             alerts_topic_arn=env.get("BLOODBANK_ALERTS_TOPIC_ARN", ""),
+            appeal_window_days=number("BLOODBANK_APPEAL_WINDOW_DAYS", 7),
+            appeal_period_days=number("BLOODBANK_APPEAL_PERIOD_DAYS", 14),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -98,6 +117,8 @@ class Settings:
             "BLOODBANK_DOCUMENTS_BUCKET": self.documents_bucket,
             "BLOODBANK_DONOR_TOPIC_ARN": self.donor_topic_arn,
             "BLOODBANK_ALERTS_TOPIC_ARN": self.alerts_topic_arn,
+            "BLOODBANK_APPEAL_WINDOW_DAYS": str(self.appeal_window_days),
+            "BLOODBANK_APPEAL_PERIOD_DAYS": str(self.appeal_period_days),
         }
         if self.dynamodb_endpoint:
             env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint

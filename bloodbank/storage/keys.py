@@ -312,3 +312,13 @@ def idempotency(scope: str, token: str) -> Key:
     """A mutation's client request token, per caller and operation (hashed: tokens are the client's)."""
     digest = hashlib.sha256(f"{scope}\x00{token}".encode()).hexdigest()
     return Key(f"IDEMPOTENCY#{digest}", "IDEMPOTENCY")
+
+
+# --- donor appeals ------------------------------------------------------------------------------
+APPEAL_SK = "APPEAL"
+
+
+def appeal(donor_id: str) -> Key:
+    """When the donor was last appealed to, and for which alert: one item in the donor's partition
+    (beside ``DONOR``, ``DONATION#...``, ``NOTIFY#...``; no pattern reads that partition unranged)."""
+    return Key(f"DONOR#{donor_id}", APPEAL_SK)

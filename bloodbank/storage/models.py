@@ -359,3 +359,13 @@ def bind(binding: TableBinding) -> None:
     shared = TableItem._get_connection()
     for model in all_models():
         model._connection = shared
+
+
+class AppealItem(TableItem, discriminator="Appeal"):
+    """The last appeal sent to a donor (``DONOR#<id>`` / ``APPEAL``): when, for which alert. A new
+    alert may claim it once ``appealed_at`` is older than the appeal period. No address, no text."""
+
+    donor_id = UnicodeAttribute()
+    alert_id = UnicodeAttribute()
+    appealed_at = UTCDateTimeAttribute()
+    expires = NumberAttribute(null=True)  # epoch seconds (TTL): gone once the period is over

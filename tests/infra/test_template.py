@@ -88,6 +88,8 @@ TABLE_OPERATIONS = {
     # Two index Queries per alert; expired subscriptions and gone connections are dropped.
     "handler.fan_out_alerts": {"BatchWriteItem", "DeleteItem", "Query"},
     "handler.websocket_keep_alive": {"BatchWriteItem", "Query"},
+    # The site's donors (index Query), the level (GetItem), appeal claims and the notification ledger.
+    "handler.appeal_donors": {"DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"},
 }
 # Handlers that touch table items only: their role reaches the table, its key and their logs, no more
 # (no donors' personal-data key, documents or notifications), and grants exactly TABLE_OPERATIONS.
@@ -829,3 +831,16 @@ def test_cfn_lint_reports_no_errors() -> None:
     matches = api.lint_file(TEMPLATE)
     errors = [m for m in matches if m.rule.id.startswith("E")]
     assert not errors, "\n".join(f"{m.rule.id} line {m.linenumber}: {m.message}" for m in errors)
+
+
+def test_appeals_hear_shortages_only_and_read_donors_without_documents_or_new_keys() -> None:
+    [event] = _events("AppealsFunction").values()
+    assert event["Type"] == "SNS"
+    assert is_ref(event["Properties"]["Topic"], "AlertsTopic")
+    assert event["Properties"]["FilterPolicy"] == {"status": ["AMBER", "RED"]}
+    assert handler_of("AppealsFunction") == "handler.appeal_donors"
+    granted = _granted(_role("AppealsFunction")[1])
+    assert _arn("PiiKey") in granted["kms:Decrypt"]
+    assert _arn("PiiKey") not in granted.get("kms:GenerateDataKey", set()), "appeals write no personal data"
+    assert not [a for a in granted if a.startswith("s3:")], "appeals never touch documents"
+    assert repr({"Ref": "DonorTopic"}) in granted["sns:Publish"]
