@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -28,13 +29,22 @@ LIST = "{ listDonors(limit: 5) { items { id bloodGroup } nextToken } }"
 
 
 class Stack:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, tls: bool = False) -> None:
         self.data_dir = data_dir
+        self.tls = tls
         self.port, self.ddb_port, self.moto_port = free_port(), free_port(), free_port()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def certificate(self) -> Path:
+        """The self-signed certificate ``serve --tls`` makes in the state folder."""
+        return self.data_dir / "tls-cert.pem"
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.certificate)) if self.tls else None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -49,7 +59,7 @@ class Stack:
         return [
             sys.executable, "-m", "bloodbank.cli", "serve", "--port", str(self.port),
             "--dynamodb-port", str(self.ddb_port), "--moto-port", str(self.moto_port),
-            "--data-dir", str(self.data_dir),
+            "--data-dir", str(self.data_dir), *(["--tls"] if self.tls else []),
         ]  # fmt: skip
 
     @contextmanager
@@ -80,7 +90,9 @@ class Stack:
             if process.poll() is not None:
                 raise AssertionError(f"serve exited: {process.stdout.read()}")  # type: ignore[union-attr]
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                if self.tls and not self.certificate.exists():
+                    raise OSError("no certificate yet")
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2, context=self._ssl()) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, OSError):
@@ -98,7 +110,7 @@ class Stack:
             headers=headers,
             method="POST",
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=self._ssl()) as response:
             body: dict[str, Any] = json.loads(response.read())
             return body
 
