@@ -18,6 +18,7 @@ from bloodbank.cursor import CursorCodec
 from bloodbank.domain import inventory
 from bloodbank.domain.alerts import NEVER, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
+from bloodbank.domain.campaigns import SuppressionReason
 from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder, UnitStatus
 from bloodbank.domain.donors import Donor
@@ -751,3 +752,28 @@ class InMemoryAnnouncedLevels:
     def announced(self, key: LevelKey) -> Announced:
         self.reads.append(key)
         return self._inventory.announced.get(key, NEVER)
+
+
+# --- campaigns ------------------------------------------------------------------------------------
+class InMemorySuppressions:
+    """Implements ``Suppressions`` in a dict: key -> (reason, at); transient bounce counts apart."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.entries: dict[str, tuple[SuppressionReason, datetime]] = {}
+        self.transient: dict[str, int] = {}
+
+    def suppressed(self, keys: Sequence[str]) -> set[str]:
+        return {k for k in keys if k in self.entries}
+
+    def suppress(self, key: str, reason: SuppressionReason, at: datetime) -> bool:
+        with self._lock:
+            if key in self.entries:
+                return False
+            self.entries[key] = (reason, at)
+            return True
+
+    def count_transient(self, key: str, at: datetime) -> int:
+        with self._lock:
+            self.transient[key] = self.transient.get(key, 0) + 1
+            return self.transient[key]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from bloodbank.domain.alerts import NEVER, AlertFilter, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
+from bloodbank.domain.campaigns import SuppressionReason
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr
@@ -345,9 +346,6 @@ class ConnectionPoster(Protocol):
 
 
 # --- donor appeals on a shortage ------------------------------------------------------------------
-from datetime import timedelta  # noqa: E402  (kept with the port it serves)
-
-
 class AppealLedger(Protocol):
     """At most one appeal per donor per period: a claim in the donor's record, taken before sending."""
 
@@ -366,3 +364,18 @@ class AnnouncedLevels(Protocol):
 
     def announced(self, key: LevelKey) -> Announced:
         """The level's announced status, read consistently; NEVER (GREEN) if nothing was announced."""
+
+
+# --- campaigns: suppressed addresses --------------------------------------------------------------
+class Suppressions(Protocol):
+    """Addresses no campaign may mail (hard bounces, complaints, repeated transient bounces,
+    unsubscribes), by ``campaigns.address_key``: the store holds no address."""
+
+    def suppressed(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that are suppressed (any number; read in batches)."""
+
+    def suppress(self, key: str, reason: SuppressionReason, at: datetime) -> bool:
+        """Suppress the address (the first reason stays); False if it already was."""
+
+    def count_transient(self, key: str, at: datetime) -> int:
+        """One more transient bounce of the address; the count so far, this one included."""

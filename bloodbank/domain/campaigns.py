@@ -46,6 +46,16 @@ def address_key(email: str) -> str:
     return hashlib.sha256(email.encode()).hexdigest()
 
 
+class SuppressionReason(Enum):
+    HARD_BOUNCE = "HARD_BOUNCE"
+    COMPLAINT = "COMPLAINT"
+    TRANSIENT_BOUNCES = "TRANSIENT_BOUNCES"  # TRANSIENT_BOUNCE_LIMIT soft bounces in a row
+    UNSUBSCRIBED = "UNSUBSCRIBED"
+
+
+TRANSIENT_BOUNCE_LIMIT = 3
+
+
 class DeliveryEventKind(Enum):
     """SES event types (event publishing through a configuration set)."""
 
