@@ -9,7 +9,8 @@ NODE_STAMP := node_modules/.installed
 
 .PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean \
 	build-GraphQLFunction build-RemindersFunction build-ExpirySweepFunction \
-	build-WebSocketFunction build-AlertFanOutFunction build-WebSocketKeepAliveFunction build-AppealsFunction
+	build-WebSocketFunction build-AlertFanOutFunction build-WebSocketKeepAliveFunction build-AppealsFunction \
+	build-CampaignWorkerFunction build-SesEventsFunction build-CampaignSchedulerFunction build-RecipientImportFunction
 
 serve: install
 	$(BIN)/bloodbank serve
@@ -73,6 +74,10 @@ build-WebSocketFunction: build-GraphQLFunction
 build-AlertFanOutFunction: build-GraphQLFunction
 build-WebSocketKeepAliveFunction: build-GraphQLFunction
 build-AppealsFunction: build-GraphQLFunction
+build-CampaignWorkerFunction: build-GraphQLFunction
+build-SesEventsFunction: build-GraphQLFunction
+build-CampaignSchedulerFunction: build-GraphQLFunction
+build-RecipientImportFunction: build-GraphQLFunction
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,10 @@ is built once per Lambda container and shared by the handlers below.
 - ``websocket_keep_alive``: an EventBridge schedule (every 4 minutes); a ``ka`` to every connection.
 - ``appeal_donors``: subscribed to the alerts topic (AMBER and RED only); asks the donors who can
   help with the shortage to come and give, each at most once per appeal period.
+- ``import_recipients``: S3 ObjectCreated of a recipient list upload; imports it.
+- ``campaign_worker``: the campaign queue (SQS): puts audiences in the send ledger and sends.
+- ``ses_events``: SES events (SNS) to the ledger, the suppression list and the guardrails.
+- ``campaign_scheduler``: every minute: due campaigns, expiry, stale claims.
 """
 
 from __future__ import annotations
@@ -128,3 +132,71 @@ def _alerts_of(event: dict[str, Any], totals: dict[str, int]) -> list[tuple[str,
 def websocket_keep_alive(event: dict[str, Any], context: Any) -> dict[str, int]:
     """EventBridge scheduled event in; the connections kept (and those found gone) out."""
     return subscriptions.keep_alive()
+
+
+def import_recipients(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """S3 ``ObjectCreated`` event of the documents bucket (prefix ``recipient-lists/``) in; the
+    imports run (READY, FAILED) and the objects skipped out.
+
+    Keys arrive URL-encoded (a space as ``+``). A file that cannot be used marks its list FAILED
+    with the reason, and a record that is not an upload is skipped: retrying mends neither. A
+    dependency failure (DynamoDB, S3) raises, so that Lambda retries the event; the retry's import
+    is idempotent (members keyed by address, counts from the whole file).
+    """
+    from urllib.parse import unquote_plus
+
+    totals = {"READY": 0, "FAILED": 0, "skipped": 0}
+    for record in event.get("Records", []):
+        s3 = record.get("s3") if isinstance(record, dict) else None
+        if not isinstance(s3, dict) or not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+            totals["skipped"] += 1
+            continue
+        bucket = str((s3.get("bucket") or {}).get("name") or "")
+        key = unquote_plus(str((s3.get("object") or {}).get("key") or ""))
+        result = container.recipient_lists.import_upload(bucket, key)
+        totals[result.outcome if result.outcome in totals else "skipped"] += 1
+        if result.outcome == "skipped":
+            log.info("recipient upload skipped", extra={"list_id": result.list_id, "why": result.reason})
+    return totals
+
+
+def campaign_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """SQS event of the campaign queue in (materialize, send and requeue jobs), the batch item
+    failures out: a job that failed (SES throttling for too long, an outage) comes back alone, the
+    others are deleted. Every job is safe to run twice (services.campaigns)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    def run(record: Any) -> None:
+        container.campaigns.handle(json.loads(record.body))
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return dict(
+        process_partial_response(event=event, record_handler=run, processor=processor, context=context)
+    )
+
+
+def ses_events(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """SNS event of the SES configuration set's event destination (and of identity feedback) in;
+    each event applied to its recipient once (repeats and any order are fine), suppressing hard
+    bounces and complaints. A message that is not an SES event is logged and skipped."""
+    from bloodbank.domain.ses_events import parse_message
+
+    totals = {"events": 0, "applied": 0, "unreadable": 0}
+    for record in event.get("Records", []):
+        sns = record.get("Sns") or {}
+        try:
+            parsed = parse_message(sns.get("Message") or "")
+        except ValueError:
+            log.error("not an SES event", extra={"message_id": sns.get("MessageId")})
+            totals["unreadable"] += 1
+            continue
+        for delivery_event in parsed:
+            totals["events"] += 1
+            totals["applied"] += int(container.campaigns.record_event(delivery_event))
+    return totals
+
+
+def campaign_scheduler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """EventBridge schedule (every minute): starts SCHEDULED campaigns that are due, expires those past
+    expiresAt, gives claims of dead senders back to the queue, marks finished campaigns SENT."""
+    return container.campaigns.tick()

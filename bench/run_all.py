@@ -17,7 +17,14 @@ from pathlib import Path
 
 import _common as c
 
-BENCHES = ("cold_start", "graphql_throughput", "dynamodb_requests", "alert_latency", "websocket_fanout")
+BENCHES = (
+    "cold_start",
+    "graphql_throughput",
+    "dynamodb_requests",
+    "alert_latency",
+    "websocket_fanout",
+    "recipient_import",
+)
 
 
 def run(name: str, extra: list[str]) -> tuple[dict[str, object] | None, float, int]:

@@ -18,32 +18,45 @@ from bloodbank.ports import (
     AlertStore,
     AnnouncedLevels,
     AppealLedger,
+    CampaignQueue,
+    CampaignStore,
     Clock,
     ConnectionPoster,
     ConnectionStore,
+    DeliveryLedger,
     DinSequences,
     DirectoryRepository,
     DocumentStore,
     DonationRepository,
     DonorRepository,
+    EmailTemplates,
     FieldCipher,
     HealthProbe,
     IdGenerator,
     InventoryStore,
     KeySetSource,
+    MailSender,
     NotificationLedger,
     Notifier,
+    RecipientFiles,
+    RecipientLists,
     Reminders,
+    Suppressions,
     UnitRepository,
 )
 from bloodbank.services.alerts import AlertService
 from bloodbank.services.appeals import AppealService
 from bloodbank.services.authn import Authenticator, KeySet, TokenVerifier
+from bloodbank.services.campaigns import CampaignService, Sending
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
+from bloodbank.services.email import EmailTemplateService
 from bloodbank.services.inventory import InventoryService
 from bloodbank.services.notifications import NotificationService
+from bloodbank.services.recipients import RecipientListService
+from bloodbank.services.segments import DonorSegments
+from bloodbank.services.unsubscribe import UnsubscribeService
 from bloodbank.settings import Settings, SettingsError
 
 log = logging.getLogger("bloodbank.bootstrap")
@@ -79,6 +92,12 @@ class Container:
     appeals: AppealService
     connections: ConnectionStore  # API Gateway WebSocket subscriptions (bloodbank/websocket.py)
     poster: ConnectionPoster
+    suppressions: Suppressions  # campaigns: addresses no campaign may mail
+    mailer: MailSender  # campaigns: SES
+    unsubscribe: UnsubscribeService  # /unsubscribe/{token}
+    email_templates: EmailTemplateService  # campaigns: templates and previews
+    recipient_lists: RecipientListService  # campaigns: uploaded recipient lists and their import
+    campaigns: CampaignService  # campaigns: launch, the queue's jobs, SES events
     clock: Clock = utc_now
     probes: list[HealthProbe] = field(default_factory=list)
 
@@ -164,6 +183,18 @@ def _document_store(settings: Settings) -> DocumentStore:
     return S3DocumentStore(s3, settings.documents_bucket, settings.pii_key_id)
 
 
+def _recipient_files(settings: Settings) -> RecipientFiles:
+    """Recipient uploads and their reports live in the documents bucket, under ``recipient-lists/``."""
+    from bloodbank.adapters.s3_recipients import S3RecipientFiles, UnconfiguredRecipientFiles
+
+    if not settings.documents_bucket:
+        return UnconfiguredRecipientFiles()
+    from bloodbank.adapters.provisioning import LazyClient, s3_client
+
+    s3 = LazyClient(lambda: s3_client(settings.aws_endpoint, settings.region))
+    return S3RecipientFiles(s3, settings.documents_bucket, settings.pii_key_id)
+
+
 def build_container(
     settings: Settings,
     *,
@@ -181,6 +212,14 @@ def build_container(
     poster: ConnectionPoster | None = None,
     appeal_ledger: AppealLedger | None = None,
     announced_levels: AnnouncedLevels | None = None,
+    suppressions: Suppressions | None = None,
+    mailer: MailSender | None = None,
+    email_templates: EmailTemplates | None = None,
+    recipient_lists: RecipientLists | None = None,
+    recipient_files: RecipientFiles | None = None,
+    campaign_store: CampaignStore | None = None,
+    delivery_ledger: DeliveryLedger | None = None,
+    campaign_queue: CampaignQueue | None = None,
     appeals_in_process: bool = False,
     clock: Clock = utc_now,
     new_id: IdGenerator = new_uuid,
@@ -211,6 +250,21 @@ def build_container(
             from bloodbank.storage.connections import DynamoConnections
 
             connections = DynamoConnections(binding)
+        if campaign_store is None or delivery_ledger is None:
+            from bloodbank.storage.campaigns import DynamoCampaigns, DynamoDeliveries
+
+            campaign_store = campaign_store or DynamoCampaigns(binding, cursors)
+            delivery_ledger = delivery_ledger or DynamoDeliveries(binding, cursors)
+        if suppressions is None:
+            from bloodbank.storage.suppressions import DynamoSuppressions
+
+            suppressions = DynamoSuppressions(binding)
+        if email_templates is None or recipient_lists is None:
+            from bloodbank.storage.recipients import DynamoRecipientLists
+            from bloodbank.storage.templates import DynamoEmailTemplates
+
+            email_templates = email_templates or DynamoEmailTemplates(binding, cursors)
+            recipient_lists = recipient_lists or DynamoRecipientLists(binding, cursors)
         if appeal_ledger is None or announced_levels is None:
             from bloodbank.storage.appeals import DynamoAppeals
 
@@ -221,6 +275,35 @@ def build_container(
         from bloodbank.fakes import InMemoryConnections
 
         connections = InMemoryConnections()
+    if campaign_store is None or delivery_ledger is None:  # every store was passed in
+        from bloodbank.fakes import InMemoryCampaigns
+
+        in_memory = InMemoryCampaigns()
+        campaign_store = campaign_store or in_memory
+        delivery_ledger = delivery_ledger or in_memory
+    if campaign_queue is None:
+        from bloodbank.adapters.provisioning import LazyClient, client
+        from bloodbank.adapters.sqs import SqsQueue
+
+        sqs = LazyClient(lambda: client("sqs", settings.aws_endpoint, settings.region))
+        campaign_queue = SqsQueue(sqs, settings.campaign_queue_url)
+    if suppressions is None:
+        from bloodbank.fakes import InMemorySuppressions
+
+        suppressions = InMemorySuppressions()
+    if mailer is None:
+        from bloodbank.adapters.provisioning import LazyClient, client
+        from bloodbank.adapters.ses import SesMailer
+
+        ses = LazyClient(lambda: client("ses", settings.aws_endpoint, settings.region))
+        mailer = SesMailer(ses, configuration_set=settings.ses_configuration_set)
+    if email_templates is None or recipient_lists is None:  # every store was passed in
+        from bloodbank.fakes import InMemoryEmailTemplates, InMemoryRecipientLists
+
+        email_templates = email_templates or InMemoryEmailTemplates(cursors)
+        recipient_lists = recipient_lists or InMemoryRecipientLists(cursors)
+    if recipient_files is None:
+        recipient_files = _recipient_files(settings)
     if appeal_ledger is None or announced_levels is None:
         from bloodbank.fakes import InMemoryAnnouncedLevels, InMemoryAppealLedger, InMemoryInventory
 
@@ -283,6 +366,28 @@ def build_container(
         clock=clock,
         new_id=new_id,
     )
+    unsubscribe = UnsubscribeService(
+        suppressions,
+        clock,
+        settings.page_token_secret,
+        public_url=settings.public_url,
+        on_unsubscribed=lambda campaign, recipient, at: campaign_service.unsubscribed(
+            campaign, recipient, at
+        ),
+    )
+    campaign_service = CampaignService(
+        campaigns=campaign_store,
+        deliveries=delivery_ledger,
+        queue=campaign_queue,
+        templates=email_templates,
+        lists=recipient_lists,
+        audience_segments=DonorSegments(donors, directory, clock),
+        suppressions=suppressions,
+        mailer=mailer,
+        sending=Sending(settings.email_from, settings.ses_configuration_set, unsubscribe.link),
+        clock=clock,
+        new_id=new_id,
+    )
     return Container(
         settings=settings,
         donors=DonorService(donors, clock, new_id),
@@ -297,6 +402,20 @@ def build_container(
         appeals=appeals,
         connections=connections,
         poster=poster,
+        suppressions=suppressions,
+        mailer=mailer,
+        unsubscribe=unsubscribe,
+        campaigns=campaign_service,
+        email_templates=EmailTemplateService(email_templates, clock, new_id),
+        recipient_lists=RecipientListService(
+            recipient_lists,
+            recipient_files,
+            documents,
+            suppressions,
+            clock,
+            new_id,
+            bucket=settings.documents_bucket,
+        ),
         clock=clock,
         authenticator=Authenticator(verifier, directory),
         probes=real_probes if probes is None else probes,

@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -18,18 +20,21 @@ from bloodbank.cursor import CursorCodec
 from bloodbank.domain import inventory
 from bloodbank.domain.alerts import NEVER, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
-from bloodbank.domain.campaigns import SuppressionReason
+from bloodbank.domain.campaigns import Campaign, CampaignStatus, Stats, SuppressionReason
+from bloodbank.domain.deliveries import Change, Delivery, Stage
 from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder, UnitStatus
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr, canonical, evaluate
 from bloodbank.domain.inventory import BloodRequest, LedgerEntry, LevelKey, RequestStatus, Threshold
+from bloodbank.domain.mail import OutgoingEmail, QuotaExhausted, SendQuota, SendRejected, SendThrottled
 from bloodbank.domain.notifications import ClaimLost, OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.domain.subscriptions import Connection, StoredSubscription
 from bloodbank.domain.uploads import UploadTicket
 from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem, StaleWrite
 from bloodbank.ports import (
+    ChunkMarker,
     IdempotencyRecord,
     InventoryWrite,
     Page,
@@ -755,6 +760,152 @@ class InMemoryAnnouncedLevels:
 
 
 # --- campaigns ------------------------------------------------------------------------------------
+class InMemoryCampaigns:
+    """Implements ``CampaignStore`` and ``DeliveryLedger`` in dicts, with the same conditions (versions,
+    put-if-absent, counted-once chunks) and counters as the table."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_id: dict[str, Campaign] = {}
+        self.counters: dict[str, Counter[str]] = {}
+        self.chunks: dict[tuple[str, int], ChunkMarker] = {}
+        self.ledger: dict[tuple[str, str], Delivery] = {}
+        self.writes = 0  # delivery writes that succeeded (tests count them)
+
+    # CampaignStore
+    def create(self, campaign: Campaign) -> None:
+        with self._lock:
+            if campaign.id in self.by_id:
+                raise Conflict(f"campaign {campaign.id} exists")
+            self.by_id[campaign.id] = campaign
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        return self.by_id.get(campaign_id)
+
+    def save(self, campaign: Campaign, previous: Campaign) -> bool:
+        with self._lock:
+            current = self.by_id.get(campaign.id)
+            if current is None or current.version != previous.version:
+                return False
+            self.by_id[campaign.id] = campaign
+            return True
+
+    def campaigns(self, status: CampaignStatus | None, limit: int, next_token: str | None) -> Page[Campaign]:
+        found = [c for c in self.by_id.values() if status is None or c.status is status]
+        found.sort(key=lambda c: (c.created_at, c.id), reverse=True)
+        start = int(next_token or 0)
+        page = found[start : start + limit]
+        return Page(page, str(start + limit) if start + limit < len(found) else None)
+
+    def due(self, now: datetime) -> list[Campaign]:
+        return [
+            c
+            for c in self.by_id.values()
+            if c.status is CampaignStatus.SCHEDULED and c.send_at is not None and c.send_at <= now
+        ]
+
+    def stats(self, campaign_id: str) -> Stats:
+        counted = self.counters.get(campaign_id, Counter())
+        return Stats(**{name: counted[name] for name in Stats.__dataclass_fields__})
+
+    def chunk(self, campaign_id: str, chunk: int) -> ChunkMarker | None:
+        return self.chunks.get((campaign_id, chunk))
+
+    def count_chunk(self, campaign_id: str, marker: ChunkMarker, at: datetime) -> bool:
+        with self._lock:
+            if (campaign_id, marker.chunk) in self.chunks:
+                return False
+            self.chunks[(campaign_id, marker.chunk)] = marker
+            counted = self.counters.setdefault(campaign_id, Counter())
+            counted["recipients"] += marker.recipients
+            counted["queued"] += marker.recipients
+            return True
+
+    def chunk_enqueued(self, campaign_id: str, chunk: int) -> None:
+        with self._lock:
+            marker = self.chunks[(campaign_id, chunk)]
+            self.chunks[(campaign_id, chunk)] = ChunkMarker(
+                marker.chunk, marker.recipients, True, marker.next_token
+            )
+
+    # DeliveryLedger
+    def add(self, deliveries: Sequence[Delivery]) -> int:
+        added = 0
+        with self._lock:
+            for delivery in deliveries:
+                key = (delivery.campaign_id, delivery.recipient)
+                if key not in self.ledger:
+                    self.ledger[key] = delivery
+                    added += 1
+        return added
+
+    def delivery(self, campaign_id: str, recipient: str) -> Delivery | None:
+        return self.ledger.get((campaign_id, recipient))
+
+    def get_many(self, campaign_id: str, recipients: Sequence[str]) -> list[Delivery]:
+        return [self.ledger[(campaign_id, r)] for r in recipients if (campaign_id, r) in self.ledger]
+
+    def apply(self, change: Change, previous: Delivery) -> bool:
+        delivery = change.delivery
+        with self._lock:
+            key = (delivery.campaign_id, delivery.recipient)
+            current = self.ledger.get(key)
+            if current is None or current.version != previous.version:
+                return False
+            self.ledger[key] = delivery
+            self.writes += 1
+            counted = self.counters.setdefault(delivery.campaign_id, Counter())
+            for stage, change_by in change.deltas.items():
+                counted[stage.value.lower()] += change_by
+            return True
+
+    def by_stage(
+        self, campaign_id: str, stage: Stage | None, limit: int, next_token: str | None
+    ) -> Page[Delivery]:
+        found = sorted(
+            (
+                d
+                for (c, _), d in self.ledger.items()
+                if c == campaign_id and (stage is None or d.stage is stage)
+            ),
+            key=lambda d: d.recipient,
+        )
+        start = int(next_token or 0)
+        page = found[start : start + limit]
+        return Page(page, str(start + limit) if start + limit < len(found) else None)
+
+
+class RecordingQueue:
+    """Implements ``CampaignQueue``: keeps the jobs; ``drain(handle)`` runs them in order, as SQS
+    would deliver them (``duplicate_every`` delivers every Nth job twice)."""
+
+    def __init__(self, *, duplicate_every: int | None = None) -> None:
+        self.jobs: list[dict[str, object]] = []
+        self.sent = 0
+        self.duplicate_every = duplicate_every
+
+    def send(self, jobs: Sequence[Mapping[str, object]]) -> None:
+        for job in jobs:
+            self.jobs.append(dict(job))
+            self.sent += 1
+            if self.duplicate_every and self.sent % self.duplicate_every == 0:
+                self.jobs.append(dict(job))
+
+    def drain(self, handle: Callable[[Mapping[str, object]], None], limit: int = 100_000) -> int:
+        """Runs queued jobs (and those they queue) until none is left; a job that raises goes back
+        to the end of the queue, as SQS redelivers it. The number of jobs run."""
+        ran = 0
+        while self.jobs and ran < limit:
+            job = self.jobs.pop(0)
+            ran += 1
+            try:
+                handle(job)
+            except BaseException:  # a crash too: the message was never deleted
+                self.jobs.append(job)
+                raise
+        return ran
+
+
 class InMemorySuppressions:
     """Implements ``Suppressions`` in a dict: key -> (reason, at); transient bounce counts apart."""
 
@@ -777,3 +928,232 @@ class InMemorySuppressions:
         with self._lock:
             self.transient[key] = self.transient.get(key, 0) + 1
             return self.transient[key]
+
+
+class RecordingMailer:
+    """Implements ``MailSender`` in memory: ``sent`` holds (message id, e-mail) of every message SES
+    would have taken, ``attempts`` every call. What SES may do is configurable:
+
+    - ``throttle_every``: every Nth call is throttled (3: calls 3, 6, 9... raise ``SendThrottled``);
+    - ``rate``: a token bucket of ``rate`` sends a second (burst ``max(1, rate)``) on ``clock``
+      (seconds, monotonic; inject a fake one): a call without a token is throttled;
+    - ``rejected``: address -> reason, sent to those raises ``SendRejected(reason)``;
+    - ``quota``: after that many sends, ``QuotaExhausted`` (and ``send_quota`` says so);
+    - ``fail_after``: after that many sends, every call raises ``failure`` (a crash, an outage);
+      with ``fail_after_sending`` the message is recorded first (SES took it, the caller never heard).
+    """
+
+    def __init__(
+        self,
+        *,
+        throttle_every: int | None = None,
+        rate: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rejected: Mapping[str, str] | None = None,
+        quota: int | None = None,
+        max_send_rate: float = 14.0,
+        fail_after: int | None = None,
+        failure: BaseException | None = None,
+        fail_after_sending: bool = False,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.throttle_every = throttle_every
+        self.rate = rate
+        self.clock = clock
+        self.rejected = dict(rejected or {})
+        self.quota = quota
+        self.max_send_rate = max_send_rate
+        self.fail_after = fail_after
+        self.failure = failure or DependencyUnavailable("injected mailer failure")
+        self.fail_after_sending = fail_after_sending
+        self.sent: list[tuple[str, OutgoingEmail]] = []
+        self.attempts: list[OutgoingEmail] = []
+        self.throttled = 0
+        self._tokens = max(1.0, rate or 1.0)
+        self._filled_at = clock()
+
+    def send(self, email: OutgoingEmail) -> str:
+        with self._lock:
+            self.attempts.append(email)
+            failing = self.fail_after is not None and len(self.sent) >= self.fail_after
+            if failing and not self.fail_after_sending:
+                raise self.failure
+            if not failing:
+                self._refuse(email)
+            message_id = f"msg-{next(self._ids):06d}"
+            self.sent.append((message_id, email))
+            if failing:
+                raise self.failure
+            return message_id
+
+    def _refuse(self, email: OutgoingEmail) -> None:
+        """Raise what SES would answer this call instead of sending it, if anything."""
+        if email.to in self.rejected:
+            raise SendRejected(self.rejected[email.to])
+        if self.quota is not None and len(self.sent) >= self.quota:
+            raise QuotaExhausted("daily quota exhausted")
+        if self.throttle_every and len(self.attempts) % self.throttle_every == 0:
+            self.throttled += 1
+            raise SendThrottled("every Nth call")
+        if self.rate is not None and not self._take_token():
+            self.throttled += 1
+            raise SendThrottled("maximum sending rate exceeded")
+
+    def _take_token(self) -> bool:
+        assert self.rate is not None
+        now = self.clock()
+        burst = max(1.0, self.rate)
+        self._tokens = min(burst, self._tokens + (now - self._filled_at) * self.rate)
+        self._filled_at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def send_quota(self) -> SendQuota:
+        with self._lock:
+            max_24h = float(self.quota) if self.quota is not None else -1.0
+            rate = self.rate if self.rate is not None else self.max_send_rate
+            return SendQuota(max_24h=max_24h, max_send_rate=rate, sent_last_24h=float(len(self.sent)))
+
+    def sent_to(self, address: str) -> list[OutgoingEmail]:
+        return [e for _, e in self.sent if e.to == address]
+
+
+# --- campaigns: e-mail templates and recipient lists ----------------------------------------------
+import io  # noqa: E402
+from typing import IO, TypeVar  # noqa: E402
+
+from bloodbank.domain.campaigns import address_key  # noqa: E402
+from bloodbank.domain.email_templates import EmailTemplate  # noqa: E402
+from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList  # noqa: E402
+
+_Row = TypeVar("_Row", EmailTemplate, RecipientList)
+
+
+def _newest_first(
+    cursors: CursorCodec, scope: str, rows: list[_Row], limit: int, token: str | None
+) -> Page[_Row]:
+    """A page of ``rows`` (newest first, by creation time then id) after ``token``."""
+
+    def position(row: _Row) -> str:
+        return f"{row.created_at.isoformat()}#{row.id}"
+
+    ordered = sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
+    if token:
+        after = str(cursors.decode(token, scope)["after"])
+        ordered = [r for r in ordered if position(r) < after]
+    page, more = ordered[:limit], len(ordered) > limit
+    return Page(page, cursors.encode({"after": position(page[-1])}, scope) if more and page else None)
+
+
+class InMemoryEmailTemplates:
+    """Implements ``EmailTemplates`` in a dict."""
+
+    def __init__(self, cursors: CursorCodec) -> None:
+        self._cursors = cursors
+        self.templates: dict[str, EmailTemplate] = {}
+
+    def create(self, template: EmailTemplate) -> None:
+        if template.id in self.templates:
+            raise Conflict(f"A template with id {template.id} exists already")
+        self.templates[template.id] = template
+
+    def get(self, template_id: str) -> EmailTemplate | None:
+        return self.templates.get(template_id)
+
+    def list(self, limit: int, next_token: str | None) -> Page[EmailTemplate]:
+        return _newest_first(self._cursors, "templates", list(self.templates.values()), limit, next_token)
+
+
+class InMemoryRecipientLists:
+    """Implements ``RecipientLists`` in dicts: members by address key, read in key order.
+
+    ``batches`` records the size of each write (at most 25, as BatchWriteItem); ``fail_after``
+    makes ``add_members`` fail as DynamoDB being down does, once that many members were written."""
+
+    def __init__(self, cursors: CursorCodec) -> None:
+        self._cursors = cursors
+        self._lock = threading.Lock()
+        self.lists: dict[str, RecipientList] = {}
+        self.member_items: dict[str, dict[str, ListMember]] = {}
+        self.batches: list[int] = []
+        self.fail_after: int | None = None
+
+    def create(self, recipient_list: RecipientList) -> None:
+        with self._lock:
+            if recipient_list.id in self.lists:
+                raise Conflict(f"A recipient list with id {recipient_list.id} exists already")
+            self.lists[recipient_list.id] = recipient_list
+
+    def get(self, list_id: str) -> RecipientList | None:
+        return self.lists.get(list_id)
+
+    def list(self, limit: int, next_token: str | None) -> Page[RecipientList]:
+        return _newest_first(self._cursors, "recipient-lists", list(self.lists.values()), limit, next_token)
+
+    def save(
+        self, recipient_list: RecipientList, expected: Sequence[ListStatus], upload_id: str | None = None
+    ) -> bool:
+        with self._lock:
+            stored = self.lists.get(recipient_list.id)
+            if stored is None or stored.status not in expected:
+                return False
+            if upload_id is not None and stored.upload_id != upload_id:
+                return False
+            self.lists[recipient_list.id] = recipient_list
+            return True
+
+    def add_members(self, list_id: str, members: Sequence[ListMember]) -> None:
+        with self._lock:
+            stored = self.member_items.setdefault(list_id, {})
+            for start in range(0, len(members), 25):
+                batch = members[start : start + 25]
+                if self.fail_after is not None and sum(self.batches) + len(batch) > self.fail_after:
+                    raise DependencyUnavailable("member write failed: unavailable")
+                self.batches.append(len(batch))
+                for member in batch:
+                    stored[address_key(member.email)] = member
+
+    def members(self, list_id: str, limit: int, next_token: str | None) -> Page[ListMember]:
+        scope = f"members|{list_id}"
+        stored = self.member_items.get(list_id, {})
+        ordered = sorted(stored)
+        if next_token:
+            after = str(self._cursors.decode(next_token, scope)["after"])
+            ordered = [k for k in ordered if k > after]
+        page, more = ordered[:limit], len(ordered) > limit
+        token = self._cursors.encode({"after": page[-1]}, scope) if more and page else None
+        return Page([stored[k] for k in page], token)
+
+
+class InMemoryRecipientFiles:
+    """Implements ``RecipientFiles`` in a dict of bytes. ``open`` yields ``chunk_size`` pieces and
+    records the largest piece it handed out; ``put`` stores an object (what a client's upload does)."""
+
+    def __init__(self, chunk_size: int = 64 * 1024) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
+        self.chunk_size = chunk_size
+        self.opened: list[str] = []
+
+    def put(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+    def open(self, key: str) -> Iterator[bytes]:
+        if key not in self.objects:
+            raise LookupError(key)
+        self.opened.append(key)
+        body = self.objects[key]
+        return (body[i : i + self.chunk_size] for i in range(0, len(body), self.chunk_size))
+
+    def save(self, key: str, body: IO[bytes], content_type: str) -> None:
+        out = io.BytesIO()
+        while piece := body.read(1024 * 1024):
+            out.write(piece)
+        self.objects[key] = out.getvalue()
+        self.content_types[key] = content_type
+
+    def download_url(self, key: str, expires_in: int) -> str:
+        return f"https://downloads.example.test/{key}?expiresIn={expires_in}"

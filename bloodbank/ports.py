@@ -9,7 +9,8 @@ from typing import Generic, Protocol, TypeVar
 
 from bloodbank.domain.alerts import NEVER, AlertFilter, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
-from bloodbank.domain.campaigns import SuppressionReason
+from bloodbank.domain.campaigns import Campaign, CampaignStatus, Stats, SuppressionReason
+from bloodbank.domain.deliveries import Change, Delivery, Stage
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.filters import Expr
@@ -23,6 +24,7 @@ from bloodbank.domain.inventory import (
     Threshold,
     UnitChange,
 )
+from bloodbank.domain.mail import OutgoingEmail, SendQuota
 from bloodbank.domain.notifications import OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.domain.subscriptions import Connection, StoredSubscription
@@ -366,6 +368,73 @@ class AnnouncedLevels(Protocol):
         """The level's announced status, read consistently; NEVER (GREEN) if nothing was announced."""
 
 
+# --- campaigns and their send ledger -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ChunkMarker:
+    """A page of the audience in the ledger: its recipients were counted; ``enqueued`` once their
+    send batches are on the queue; ``next_token`` where the next page starts (None: the last)."""
+
+    chunk: int
+    recipients: int
+    enqueued: bool
+    next_token: str | None
+
+
+class CampaignStore(Protocol):
+    def create(self, campaign: Campaign) -> None: ...
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        """Read consistently (what was just written)."""
+
+    def save(self, campaign: Campaign, previous: Campaign) -> bool:
+        """Replace ``previous`` if its version is unchanged; False (nothing written) otherwise."""
+
+    def campaigns(self, status: CampaignStatus | None, limit: int, next_token: str | None) -> Page[Campaign]:
+        """Newest first; SCHEDULED ones soonest due first."""
+
+    def due(self, now: datetime) -> list[Campaign]:
+        """SCHEDULED campaigns whose sendAt has come."""
+
+    def stats(self, campaign_id: str) -> Stats: ...
+
+    def chunk(self, campaign_id: str, chunk: int) -> ChunkMarker | None: ...
+
+    def count_chunk(self, campaign_id: str, marker: ChunkMarker, at: datetime) -> bool:
+        """The marker and its recipients added to the counters, in one transaction, once: False if
+        this chunk was counted before."""
+
+    def chunk_enqueued(self, campaign_id: str, chunk: int) -> None: ...
+
+
+class DeliveryLedger(Protocol):
+    """The per-recipient send ledger (``domain.deliveries``)."""
+
+    def add(self, deliveries: Sequence[Delivery]) -> int:
+        """Put each delivery that is not in the ledger yet (never overwrites one); how many were new."""
+
+    def delivery(self, campaign_id: str, recipient: str) -> Delivery | None:
+        """Read consistently."""
+
+    def get_many(self, campaign_id: str, recipients: Sequence[str]) -> list[Delivery]:
+        """Read consistently; those not in the ledger are left out."""
+
+    def apply(self, change: Change, previous: Delivery) -> bool:
+        """Write ``change.delivery`` if ``previous.version`` is still stored, with its counter deltas
+        on the campaign's stats, in one transaction; False (nothing written) if it changed."""
+
+    def by_stage(
+        self, campaign_id: str, stage: Stage | None, limit: int, next_token: str | None
+    ) -> Page[Delivery]:
+        """Recipients in one stage (or all), in key order."""
+
+
+class CampaignQueue(Protocol):
+    """The work queue of campaigns (SQS): JSON jobs, delivered at least once."""
+
+    def send(self, jobs: Sequence[Mapping[str, object]]) -> None:
+        """Every job on the queue, or an exception (none is silently dropped)."""
+
+
 # --- campaigns: suppressed addresses --------------------------------------------------------------
 class Suppressions(Protocol):
     """Addresses no campaign may mail (hard bounces, complaints, repeated transient bounces,
@@ -379,3 +448,76 @@ class Suppressions(Protocol):
 
     def count_transient(self, key: str, at: datetime) -> int:
         """One more transient bounce of the address; the count so far, this one included."""
+
+
+# --- campaigns: sending e-mail --------------------------------------------------------------------
+class MailSender(Protocol):
+    """Sends one e-mail through SES (raw MIME, with the configuration set and the message's tags).
+
+    Fails with ``mail.SendThrottled`` (retry slower), ``mail.QuotaExhausted`` (the daily quota is
+    spent), ``mail.SendRejected`` (never retry this message) or ``DependencyUnavailable`` (retry)."""
+
+    def send(self, email: OutgoingEmail) -> str:
+        """SES's message id of the message sent."""
+
+    def send_quota(self) -> SendQuota: ...
+
+
+# --- campaigns: e-mail templates and recipient lists ----------------------------------------------
+from typing import IO  # noqa: E402
+
+from bloodbank.domain.email_templates import EmailTemplate  # noqa: E402
+from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList  # noqa: E402
+
+
+class EmailTemplates(Protocol):
+    """Stored e-mail templates (written once: a template a campaign used never changes under it)."""
+
+    def create(self, template: EmailTemplate) -> None:
+        """Store a new template; Conflict if its id is taken."""
+
+    def get(self, template_id: str) -> EmailTemplate | None: ...
+
+    def list(self, limit: int, next_token: str | None) -> Page[EmailTemplate]:
+        """Templates, newest first."""
+
+
+class RecipientLists(Protocol):
+    """Recipient lists and their members, each member keyed by its address (``address_key``), so
+    writing an address twice leaves one member."""
+
+    def create(self, recipient_list: RecipientList) -> None:
+        """Store a new list; Conflict if its id is taken."""
+
+    def get(self, list_id: str) -> RecipientList | None:
+        """The list as last written (a consistent read)."""
+
+    def list(self, limit: int, next_token: str | None) -> Page[RecipientList]:
+        """Lists, newest first."""
+
+    def save(
+        self, recipient_list: RecipientList, expected: Sequence[ListStatus], upload_id: str | None = None
+    ) -> bool:
+        """Replace the list if its status is one of ``expected`` and, when ``upload_id`` is given,
+        it takes that upload; False (nothing written) otherwise."""
+
+    def add_members(self, list_id: str, members: Sequence[ListMember]) -> None:
+        """Write members (distinct addresses) in batches, retrying what the store left unprocessed;
+        DependencyUnavailable if some could not be written."""
+
+    def members(self, list_id: str, limit: int, next_token: str | None) -> Page[ListMember]:
+        """A page of the list's members, in key order (stable: a page never repeats or skips one)."""
+
+
+class RecipientFiles(Protocol):
+    """Uploaded recipient files and their import reports, in the documents bucket."""
+
+    def open(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in chunks, as they arrive (never the whole file at once). LookupError
+        if there is no such object; DependencyUnavailable if it cannot be read to the end."""
+
+    def save(self, key: str, body: IO[bytes], content_type: str) -> None:
+        """Store ``body`` (read from its current position to the end, in parts) at ``key``."""
+
+    def download_url(self, key: str, expires_in: int) -> str:
+        """A link that downloads the object's latest version as an attachment for ``expires_in`` s."""

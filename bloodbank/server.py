@@ -2,7 +2,7 @@
 
 Routes: ``/graphql`` (POST; GET for queries; GraphiQL in a browser; WebSocket subscriptions over
 graphql-transport-ws and graphql-ws), ``/graphql/realtime`` (AppSync's real-time protocol, for
-Amplify JS) and ``/health``.
+Amplify JS), ``/health`` and ``/unsubscribe/{token}`` (RFC 8058 one-click unsubscribe).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
@@ -34,7 +34,8 @@ from strawberry.types.unset import UNSET
 
 from bloodbank import logs
 from bloodbank.bootstrap import Container
-from bloodbank.errors import AppError
+from bloodbank.domain.unsubscribe import InvalidToken
+from bloodbank.errors import AppError, DependencyUnavailable
 from bloodbank.realtime import AppSyncRealtime
 from schema import schema
 from schema.context import RequestContext
@@ -260,6 +261,65 @@ def health_endpoint(container: Container) -> Any:
     return health
 
 
+# Unsubscribe pages: no token, no address, nothing from the request in them (nothing to escape), and
+# nothing cached or passed on (the URL is the token: no Referer, no caching, no indexing).
+_PAGE_HEADERS = {
+    "cache-control": "no-store",
+    "referrer-policy": "no-referrer",
+    "x-robots-tag": "noindex",
+    "x-content-type-options": "nosniff",
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
+button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>
+"""
+_CONFIRM = _PAGE.format(
+    title="Unsubscribe from these e-mails?",
+    body="<p>You will get no more campaign e-mails from the blood service at this address.</p>"
+    '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+    '<button type="submit">Unsubscribe</button></form>',
+)
+_DONE = _PAGE.format(
+    title="You are unsubscribed",
+    body="<p>You will get no more campaign e-mails from the blood service at this address.</p>",
+)
+_NOT_VALID = _PAGE.format(title="This link is not valid", body="<p>This link is not valid.</p>")
+_UNAVAILABLE = _PAGE.format(
+    title="Please try again later",
+    body="<p>We could not unsubscribe you just now. Please try again in a few minutes.</p>",
+)
+
+
+def unsubscribe_endpoint(container: Container) -> Any:
+    """RFC 8058: a POST (the mail client's one-click ``List-Unsubscribe=One-Click``, or the
+    confirmation page's button; any body) unsubscribes, without signing in: the signed token is the
+    authority. A GET never changes anything (mail scanners follow links): it shows a button that
+    POSTs to the same URL. A token that is not ours is a 400 that says only that the link is not
+    valid. Nothing logs the token."""
+
+    async def unsubscribe(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            if request.method == "POST":
+                await request.body()  # read whatever the client sent; the token decides
+                await run_in_threadpool(container.unsubscribe.unsubscribe, token)
+                return HTMLResponse(_DONE, 200, headers=_PAGE_HEADERS)
+            container.unsubscribe.check(token)
+            return HTMLResponse(_CONFIRM, 200, headers=_PAGE_HEADERS)
+        except InvalidToken:
+            return HTMLResponse(_NOT_VALID, 400, headers=_PAGE_HEADERS)
+        except DependencyUnavailable as exc:
+            rid = request.scope.get("state", {}).get("request_id", "-")
+            log.error("unsubscribe failed", extra={"request_id": rid, "cause": str(exc)})
+            return HTMLResponse(_UNAVAILABLE, 503, headers={**_PAGE_HEADERS, "retry-after": "60"})
+
+    return unsubscribe
+
+
 def create_app(container: Container) -> Starlette:
     logs.configure(container.settings.log_level)
     graphql = BloodBankGraphQL(container)
@@ -269,6 +329,7 @@ def create_app(container: Container) -> Starlette:
             WebSocketRoute("/graphql", graphql),  # graphql-transport-ws and graphql-ws
             WebSocketRoute("/graphql/realtime", AppSyncRealtime(container)),  # AppSync's, for Amplify JS
             Route("/health", health_endpoint(container), methods=["GET"]),
+            Route("/unsubscribe/{token}", unsubscribe_endpoint(container), methods=["GET", "POST"]),
         ],
         middleware=[  # outermost first: every response, errors included, has an id and CORS headers
             Middleware(RequestIds),

@@ -37,6 +37,12 @@ class Settings:
     # once per period.
     appeal_window_days: int = 7
     appeal_period_days: int = 14
+    # Campaigns: where unsubscribe links point (the API's public base URL), the From address, and
+    # the SES configuration set whose event destination reports deliveries, bounces, complaints.
+    public_url: str = "http://127.0.0.1:8000"
+    email_from: str = "no-reply@bloodbank.example"
+    ses_configuration_set: str = "bloodbank"
+    campaign_queue_url: str = ""  # the campaign work queue (SQS); empty: campaigns cannot launch
 
     def __post_init__(self) -> None:
         if not self.token_issuer:
@@ -54,6 +60,8 @@ class Settings:
             raise SettingsError("BLOODBANK_APPEAL_WINDOW_DAYS must be 0-56")
         if not 1 <= self.appeal_period_days <= 365:
             raise SettingsError("BLOODBANK_APPEAL_PERIOD_DAYS must be 1-365")
+        if not self.public_url.startswith(("https://", "http://")):
+            raise SettingsError("BLOODBANK_PUBLIC_URL must be an http(s) URL")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +105,10 @@ class Settings:
             alerts_topic_arn=env.get("BLOODBANK_ALERTS_TOPIC_ARN", ""),
             appeal_window_days=number("BLOODBANK_APPEAL_WINDOW_DAYS", 7),
             appeal_period_days=number("BLOODBANK_APPEAL_PERIOD_DAYS", 14),
+            public_url=env.get("BLOODBANK_PUBLIC_URL") or "http://127.0.0.1:8000",
+            email_from=env.get("BLOODBANK_EMAIL_FROM") or "no-reply@bloodbank.example",
+            ses_configuration_set=env.get("BLOODBANK_SES_CONFIGURATION_SET") or "bloodbank",
+            campaign_queue_url=env.get("BLOODBANK_CAMPAIGN_QUEUE_URL", ""),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -119,6 +131,10 @@ class Settings:
             "BLOODBANK_ALERTS_TOPIC_ARN": self.alerts_topic_arn,
             "BLOODBANK_APPEAL_WINDOW_DAYS": str(self.appeal_window_days),
             "BLOODBANK_APPEAL_PERIOD_DAYS": str(self.appeal_period_days),
+            "BLOODBANK_PUBLIC_URL": self.public_url,
+            "BLOODBANK_EMAIL_FROM": self.email_from,
+            "BLOODBANK_SES_CONFIGURATION_SET": self.ses_configuration_set,
+            "BLOODBANK_CAMPAIGN_QUEUE_URL": self.campaign_queue_url,
         }
         if self.dynamodb_endpoint:
             env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint

@@ -12,10 +12,13 @@ from bloodbank.domain.identity import Identity
 from bloodbank.errors import Unauthenticated
 from bloodbank.ports import DirectoryRepository
 from bloodbank.services.alerts import AlertService
+from bloodbank.services.campaigns import CampaignService
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
+from bloodbank.services.email import EmailTemplateService
 from bloodbank.services.inventory import InventoryService
+from bloodbank.services.recipients import RecipientListService
 
 
 class Services(Protocol):
@@ -38,6 +41,15 @@ class Services(Protocol):
 
     @property
     def alerts(self) -> AlertService: ...
+
+    @property
+    def email_templates(self) -> EmailTemplateService: ...
+
+    @property
+    def recipient_lists(self) -> RecipientListService: ...
+
+    @property
+    def campaigns(self) -> CampaignService: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,16 +22,35 @@ from strawberry.types.graphql import OperationType
 
 from bloodbank.domain.identity import Group
 from resolvers import alerts as alert_resolvers
+from resolvers import campaigns as campaign_resolvers
 from resolvers import directory as directory_resolvers
 from resolvers import documents as document_resolvers
 from resolvers import donations as donation_resolvers
 from resolvers import donors as donor_resolvers
+from resolvers import email as email_resolvers
 from resolvers import inventory as inventory_resolvers
 from schema.alerts import ShortageAlert, ShortageAlertConnection
 from schema.auth import EVERYONE, STAFF, allow
 from schema.calls import Ctx, call
+from schema.campaigns import (
+    Campaign,
+    CampaignConnection,
+    CampaignRecipientConnection,
+    CampaignStatus,
+    CreateCampaignInput,
+    DeliveryStatus,
+)
 from schema.documents import RequestDonorDocumentUploadInput
 from schema.donations import BloodUnit, DeferDonorInput, Donation, RecordDonationInput
+from schema.email import (
+    CreateEmailTemplateInput,
+    CreateRecipientListInput,
+    EmailTemplate,
+    EmailTemplateConnection,
+    RecipientList,
+    RecipientListConnection,
+    RenderedEmail,
+)
 from schema.enums import BloodGroup, Component
 from schema.errors import ErrorPolicy, public_error
 from schema.fast_paths import name_enum_values_directly, read_plain_fields_directly
@@ -196,6 +215,97 @@ class Query:
     def list_hospitals(self, info: Ctx) -> list[Hospital]:
         return call(directory_resolvers.list_hospitals, info)
 
+    # --- campaigns: templates and recipient lists ---------------------------------------------------
+    @strawberry.field(
+        description="An e-mail template by id (staff); null if there is none.", extensions=[allow(*STAFF)]
+    )
+    def get_email_template(self, info: Ctx, id: strawberry.ID) -> EmailTemplate | None:
+        return call(email_resolvers.get_email_template, info, id=id)
+
+    @strawberry.field(description="E-mail templates, newest first (staff).", extensions=[allow(*STAFF)])
+    def list_email_templates(
+        self,
+        info: Ctx,
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> EmailTemplateConnection:
+        return call(email_resolvers.list_email_templates, info, limit=limit, next_token=next_token)
+
+    @strawberry.field(
+        description=(
+            "Render a template exactly as a recipient with these values would receive it (staff)."
+            " data is a JSON object of variable names to values (AWSJSON: a string holding JSON, e.g."
+            ' "{\\"first_name\\":\\"Ada\\"}"); email is a variable too, and unsubscribe_url is a'
+            " placeholder here (each send makes the recipient's own). A variable without a value is"
+            " BAD_USER_INPUT naming it."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def preview_email(self, info: Ctx, template_id: strawberry.ID, data: JSON | None = None) -> RenderedEmail:
+        return call(email_resolvers.preview_email, info, template_id=template_id, data=data)
+
+    @strawberry.field(
+        description="A recipient list by id, with its import's status and counts (staff); null if none.",
+        extensions=[allow(*STAFF)],
+    )
+    def get_recipient_list(self, info: Ctx, id: strawberry.ID) -> RecipientList | None:
+        return call(email_resolvers.get_recipient_list, info, id=id)
+
+    @strawberry.field(description="Recipient lists, newest first (staff).", extensions=[allow(*STAFF)])
+    def list_recipient_lists(
+        self,
+        info: Ctx,
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> RecipientListConnection:
+        return call(email_resolvers.list_recipient_lists, info, limit=limit, next_token=next_token)
+
+    # --- campaigns ----------------------------------------------------------------------------------
+    @strawberry.field(
+        description="A campaign by id (staff); null if there is none.", extensions=[allow(*STAFF)]
+    )
+    def get_campaign(self, info: Ctx, id: strawberry.ID) -> Campaign | None:
+        return call(campaign_resolvers.get_campaign, info, id=id)
+
+    @strawberry.field(
+        description="Campaigns, newest first, or those in one status (SCHEDULED: soonest due first) (staff).",
+        extensions=[allow(*STAFF)],
+    )
+    def list_campaigns(
+        self,
+        info: Ctx,
+        status: CampaignStatus | None = None,  # type: ignore[valid-type]
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> CampaignConnection:
+        return call(
+            campaign_resolvers.list_campaigns, info, status=status, limit=limit, next_token=next_token
+        )
+
+    @strawberry.field(
+        description=(
+            "A campaign's recipients and what happened to each message, in one status or all (staff)."
+            " QUEUED lists those not sent yet (a recipient being sent this instant may be missing)."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def list_campaign_recipients(
+        self,
+        info: Ctx,
+        campaign_id: strawberry.ID,
+        status: DeliveryStatus | None = None,  # type: ignore[valid-type]
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> CampaignRecipientConnection:
+        return call(
+            campaign_resolvers.list_campaign_recipients,
+            info,
+            campaign_id=campaign_id,
+            status=status,
+            limit=limit,
+            next_token=next_token,
+        )
+
 
 @strawberry.type
 class Mutation:
@@ -348,6 +458,86 @@ class Mutation:
     )
     def confirm_transfusion(self, info: Ctx, input: ConfirmTransfusionInput) -> BloodUnit:
         return call(inventory_resolvers.confirm_transfusion, info, input=input)
+
+    # --- campaigns: templates and recipient lists ---------------------------------------------------
+    @strawberry.mutation(
+        description=(
+            "Create an e-mail template (staff): Jinja syntax, rendered in a sandbox with strict"
+            " variables and HTML escaping in the html part. A template that does not compile is"
+            " BAD_USER_INPUT with the line. Templates cannot be changed afterwards."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def create_email_template(self, info: Ctx, input: CreateEmailTemplateInput) -> EmailTemplate:
+        return call(email_resolvers.create_email_template, info, input=input)
+
+    @strawberry.mutation(
+        description="Create an empty recipient list (staff); upload its CSV with requestRecipientUpload.",
+        extensions=[allow(*STAFF)],
+    )
+    def create_recipient_list(self, info: Ctx, input: CreateRecipientListInput) -> RecipientList:
+        return call(email_resolvers.create_recipient_list, info, input=input)
+
+    @strawberry.mutation(
+        description=(
+            "A form to upload the list's CSV file straight to storage (staff): content type text/csv,"
+            " up to 200 MiB (209,715,200 bytes), valid 15 minutes. UTF-8 (with or without BOM), UTF-16"
+            " with BOM and legacy encodings such as Windows-1252 are recognized; the header row needs"
+            " an email column, and other columns (at most 49, names like first_name) become template"
+            " variables. The import runs when the file arrives: watch getRecipientList's status. A new"
+            " form replaces an unused one; a list that holds recipients takes no other file (CONFLICT)."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def request_recipient_upload(self, info: Ctx, list_id: strawberry.ID) -> UploadTicket:
+        return call(email_resolvers.request_recipient_upload, info, list_id=list_id)
+
+    # --- campaigns ----------------------------------------------------------------------------------
+    @strawberry.mutation(
+        description=(
+            "Create a campaign as a DRAFT (staff): a template and exactly one audience, a recipient"
+            " list (listId) or donors (segment); optional sendAt (up to 90 days ahead) and expiresAt"
+            " (nothing is sent from then on)."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def create_campaign(self, info: Ctx, input: CreateCampaignInput) -> Campaign:
+        return call(campaign_resolvers.create_campaign, info, input=input)
+
+    @strawberry.mutation(
+        description=(
+            "Launch a DRAFT campaign (staff): SENDING now, or SCHEDULED until sendAt. Refused"
+            " (BAD_USER_INPUT) when the template uses a variable the audience lacks, and (CONFLICT) when"
+            " the list is not imported yet or the campaign expired. On a PAUSED campaign, resumes it."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def launch_campaign(self, info: Ctx, id: strawberry.ID) -> Campaign:
+        return call(campaign_resolvers.launch_campaign, info, id=id)
+
+    @strawberry.mutation(
+        description="Pause a SCHEDULED or SENDING campaign (staff): nobody else is mailed until it resumes.",
+        extensions=[allow(*STAFF)],
+    )
+    def pause_campaign(self, info: Ctx, id: strawberry.ID) -> Campaign:
+        return call(campaign_resolvers.pause_campaign, info, id=id)
+
+    @strawberry.mutation(
+        description=(
+            "Resume a PAUSED campaign (staff), also one that paused itself (bounce or complaint rate,"
+            " daily quota): every recipient not mailed yet is mailed, once."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def resume_campaign(self, info: Ctx, id: strawberry.ID) -> Campaign:
+        return call(campaign_resolvers.resume_campaign, info, id=id)
+
+    @strawberry.mutation(
+        description="Cancel a campaign that has not finished (staff): nobody else is mailed.",
+        extensions=[allow(*STAFF)],
+    )
+    def cancel_campaign(self, info: Ctx, id: strawberry.ID) -> Campaign:
+        return call(campaign_resolvers.cancel_campaign, info, id=id)
 
 
 @strawberry.type

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,12 @@ from bloodbank.fakes import (
     InMemoryDonorRepository,
     InMemoryInventory,
     InMemoryNotificationLedger,
+    InMemoryRecipientFiles,
+    InMemorySuppressions,
     RecordingAlertPublisher,
+    RecordingMailer,
     RecordingNotifier,
+    RecordingQueue,
     SequentialIds,
     StaticKeySet,
 )
@@ -171,6 +175,10 @@ class World:
     notifier: RecordingNotifier
     inventory: InMemoryInventory
     alerts: RecordingAlertPublisher
+    suppressions: InMemorySuppressions = field(default_factory=InMemorySuppressions)
+    mailer: RecordingMailer = field(default_factory=RecordingMailer)
+    recipient_files: InMemoryRecipientFiles = field(default_factory=InMemoryRecipientFiles)
+    campaign_queue: RecordingQueue = field(default_factory=RecordingQueue)
 
 
 @pytest.fixture
@@ -188,6 +196,10 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
     notifier = RecordingNotifier()
     inventory = InMemoryInventory(donations, CursorCodec(settings.page_token_secret))
     alerts = RecordingAlertPublisher()
+    suppressions = InMemorySuppressions()
+    mailer = RecordingMailer(max_send_rate=10_000.0)  # paced, but tests never wait
+    recipient_files = InMemoryRecipientFiles()
+    campaign_queue = RecordingQueue()
     container = build_container(
         settings,
         donors=donors,
@@ -202,8 +214,27 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
         clock=clock,
         new_id=SequentialIds("donor"),
         probes=list(probes),
+        suppressions=suppressions,
+        mailer=mailer,
+        recipient_files=recipient_files,
+        campaign_queue=campaign_queue,
     )
-    return World(container, donors, directory, keyset, clock, probes, donations, notifier, inventory, alerts)
+    return World(
+        container,
+        donors,
+        directory,
+        keyset,
+        clock,
+        probes,
+        donations,
+        notifier,
+        inventory,
+        alerts,
+        suppressions=suppressions,
+        mailer=mailer,
+        recipient_files=recipient_files,
+        campaign_queue=campaign_queue,
+    )
 
 
 class Api:

@@ -88,3 +88,101 @@ class DeliveryEvent:
     message_id: str  # SES's message id
     at: datetime
     bounce_type: BounceType | None = None  # Bounce only
+
+
+# --- campaigns ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ListAudience:
+    """The members of an uploaded recipient list."""
+
+    list_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentAudience:
+    """Donors who agreed to e-mail appeals: of these groups (empty: any), of a site (None: any),
+    and, if asked, only those who may give now."""
+
+    blood_groups: frozenset[str] = frozenset()  # BloodGroup values
+    site_id: str | None = None
+    eligible_now: bool = False
+
+
+Audience = ListAudience | SegmentAudience
+# What every send provides, whatever the audience: the address and the recipient's own link.
+ALWAYS_AVAILABLE = frozenset({"email", "unsubscribe_url"})
+SEGMENT_VARIABLES = frozenset({"first_name", "last_name", "site_name"}) | ALWAYS_AVAILABLE
+
+
+class PauseReason(Enum):
+    BY_USER = "BY_USER"
+    BOUNCE_RATE = "BOUNCE_RATE"
+    COMPLAINT_RATE = "COMPLAINT_RATE"
+    DAILY_QUOTA = "DAILY_QUOTA"
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: str
+    name: str
+    template_id: str
+    audience: Audience
+    status: CampaignStatus
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    launched_at: datetime | None = None
+    finished_at: datetime | None = None
+    pause_reason: PauseReason | None = None
+    materialized: bool = False  # every recipient of the audience is in the ledger
+    version: int = 1
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts of the campaign's recipients: ``queued`` not yet sent (nor skipped); the others reached
+    that stage (a recipient who opened was also sent and delivered)."""
+
+    recipients: int = 0
+    queued: int = 0
+    sent: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    complained: int = 0
+    opened: int = 0
+    clicked: int = 0
+    unsubscribed: int = 0
+    suppressed: int = 0
+    failed: int = 0
+
+
+# Guardrails (SES reviews an account above 5 % bounces or 0.1 % complaints): a campaign pauses itself
+# once it has sent enough to judge and crosses either rate; a person looks and resumes it.
+MIN_SENT_TO_JUDGE = 100
+MAX_BOUNCE_RATE = 0.05
+MAX_COMPLAINT_RATE = 0.001
+
+
+def guardrail(stats: Stats) -> PauseReason | None:
+    if stats.sent < MIN_SENT_TO_JUDGE:
+        return None
+    if stats.complained / stats.sent > MAX_COMPLAINT_RATE:
+        return PauseReason.COMPLAINT_RATE
+    if stats.bounced / stats.sent > MAX_BOUNCE_RATE:
+        return PauseReason.BOUNCE_RATE
+    return None
+
+
+# Which moves each action may make: (from statuses) -> to.
+LAUNCHABLE = frozenset({CampaignStatus.DRAFT})
+RESUMABLE = frozenset({CampaignStatus.PAUSED})
+PAUSABLE = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING})
+CANCELLABLE = frozenset(
+    {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED}
+)
+EXPIRABLE = frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED})

@@ -304,6 +304,66 @@ def ws_subscription_index(site_id: str | None, connection_id: str, subscription_
     return IndexKey("gsi1", ws_subscriptions_of_site_partition(site_id), f"{connection_id}#{subscription_id}")
 
 
+# --- campaigns and their send ledger -------------------------------------------------------------
+STATS_SHARDS = 8  # a campaign's counters, spread so that concurrent senders rarely collide
+ALL_CAMPAIGNS = "CAMPAIGNS"
+
+
+def campaign(campaign_id: str) -> Key:
+    return Key(f"CAMPAIGN#{campaign_id}", "CAMPAIGN")
+
+
+def campaigns_by_status(status: str, at: datetime, campaign_id: str) -> IndexKey:
+    """``at``: when it is due (sendAt) for SCHEDULED campaigns, else when it was created."""
+    return IndexKey("gsi1", campaigns_by_status_partition(status), f"{_instant(at)}#{campaign_id}")
+
+
+def campaigns_by_status_partition(status: str) -> str:
+    return f"CAMPAIGNS#STATUS#{status}"
+
+
+def all_campaigns(created_at: datetime, campaign_id: str) -> IndexKey:
+    return IndexKey("gsi3", ALL_CAMPAIGNS, f"{_instant(created_at)}#{campaign_id}")
+
+
+STATS_PREFIX = "STATS#"
+
+
+def campaign_stats(campaign_id: str, shard: int) -> Key:
+    return Key(campaign(campaign_id).pk, f"{STATS_PREFIX}{shard:02d}")
+
+
+def stats_shard(recipient: str) -> int:
+    """The counter shard a recipient's changes go to (its key is a hex digest)."""
+    return int(recipient[:8], 16) % STATS_SHARDS
+
+
+def campaign_chunk(campaign_id: str, chunk: int) -> Key:
+    """The marker of one page of the audience put in the ledger (counted once, enqueued once)."""
+    return Key(campaign(campaign_id).pk, f"CHUNK#{chunk:06d}")
+
+
+def delivery(campaign_id: str, recipient: str) -> Key:
+    """One recipient of one campaign: a partition each, so that sends spread over the table."""
+    return Key(f"DELIVERY#{campaign_id}#{recipient}", "DELIVERY")
+
+
+def deliveries_by_stage(campaign_id: str, stage: str, recipient: str) -> IndexKey:
+    return IndexKey("gsi1", deliveries_by_stage_partition(campaign_id, stage), recipient)
+
+
+def deliveries_by_stage_partition(campaign_id: str, stage: str) -> str:
+    return f"DELIVERIES#{campaign_id}#{stage}"
+
+
+def deliveries_of_campaign(campaign_id: str, recipient: str) -> IndexKey:
+    return IndexKey("gsi2", deliveries_of_campaign_partition(campaign_id), recipient)
+
+
+def deliveries_of_campaign_partition(campaign_id: str) -> str:
+    return f"DELIVERIES#{campaign_id}"
+
+
 def test_results(din: str) -> Key:
     return Key(f"TESTS#{din}", "TESTS")
 
@@ -322,3 +382,54 @@ def appeal(donor_id: str) -> Key:
     """When the donor was last appealed to, and for which alert: one item in the donor's partition
     (beside ``DONOR``, ``DONATION#...``, ``NOTIFY#...``; no pattern reads that partition unranged)."""
     return Key(f"DONOR#{donor_id}", APPEAL_SK)
+
+
+# --- campaigns: suppressed addresses -----------------------------------------------------------
+SUPPRESSION_SK = "SUPPRESSION"
+TRANSIENT_BOUNCES_SK = "TRANSIENT"
+
+
+def suppression_partition(address_key: str) -> str:
+    """An address's partition, by its ``campaigns.address_key`` (a hash: no address in any key)."""
+    return f"SUPPRESS#{address_key}"
+
+
+def suppression(address_key: str) -> Key:
+    return Key(suppression_partition(address_key), SUPPRESSION_SK)
+
+
+def transient_bounces(address_key: str) -> Key:
+    """The address's transient bounce count, beside (not in) its suppression: counting never suppresses."""
+    return Key(suppression_partition(address_key), TRANSIENT_BOUNCES_SK)
+
+
+# --- campaigns: e-mail templates and recipient lists ---------------------------------------------
+ALL_EMAIL_TEMPLATES = "TEMPLATES"
+ALL_RECIPIENT_LISTS = "LISTS"
+LIST_MEMBER_PREFIX = "MEMBER#"
+
+
+def email_template(template_id: str) -> Key:
+    return Key(f"TEMPLATE#{template_id}", "TEMPLATE")
+
+
+def all_email_templates(created_at: datetime, template_id: str) -> IndexKey:
+    return IndexKey("gsi3", ALL_EMAIL_TEMPLATES, f"{_instant(created_at)}#{template_id}")
+
+
+def recipient_list_partition(list_id: str) -> str:
+    """A list's partition: the ``LIST`` item and one ``MEMBER#<address key>`` per member."""
+    return f"LIST#{list_id}"
+
+
+def recipient_list(list_id: str) -> Key:
+    return Key(recipient_list_partition(list_id), "LIST")
+
+
+def all_recipient_lists(created_at: datetime, list_id: str) -> IndexKey:
+    return IndexKey("gsi3", ALL_RECIPIENT_LISTS, f"{_instant(created_at)}#{list_id}")
+
+
+def list_member(list_id: str, address_key: str) -> Key:
+    """One member, keyed by its ``campaigns.address_key``: an address written twice is one item."""
+    return Key(recipient_list_partition(list_id), f"{LIST_MEMBER_PREFIX}{address_key}")

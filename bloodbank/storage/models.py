@@ -245,6 +245,72 @@ class WsSubscriptionItem(TableItem, discriminator="WsSubscription"):
     expires = NumberAttribute()
 
 
+class CampaignItem(TableItem, discriminator="Campaign"):
+    """A bulk e-mail campaign (``CAMPAIGN#<id>`` / ``CAMPAIGN``); listed by status and for all."""
+
+    campaign_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    template_id = UnicodeAttribute()
+    audience = UnicodeAttribute()  # JSON: {"listId": ...} or {"segment": {...}}
+    status = UnicodeAttribute()
+    created_by = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    send_at = UTCDateTimeAttribute(null=True)
+    expires_at = UTCDateTimeAttribute(null=True)
+    launched_at = UTCDateTimeAttribute(null=True)
+    finished_at = UTCDateTimeAttribute(null=True)
+    pause_reason = UnicodeAttribute(null=True)
+    materialized = NumberAttribute(null=True)  # 1 once every recipient is in the ledger
+    version = NumberAttribute()
+
+
+class CampaignStatsItem(TableItem, discriminator="CampaignStats"):
+    """One shard of a campaign's counters (``CAMPAIGN#<id>`` / ``STATS#<nn>``), moved by ADD."""
+
+    campaign_id = UnicodeAttribute()
+    recipients = NumberAttribute(null=True)
+    queued = NumberAttribute(null=True)
+    sent = NumberAttribute(null=True)
+    delivered = NumberAttribute(null=True)
+    bounced = NumberAttribute(null=True)
+    complained = NumberAttribute(null=True)
+    opened = NumberAttribute(null=True)
+    clicked = NumberAttribute(null=True)
+    unsubscribed = NumberAttribute(null=True)
+    suppressed = NumberAttribute(null=True)
+    failed = NumberAttribute(null=True)
+
+
+class CampaignChunkItem(TableItem, discriminator="CampaignChunk"):
+    """One page of the audience put in the ledger: counted once (with the marker), then enqueued."""
+
+    campaign_id = UnicodeAttribute()
+    chunk = NumberAttribute()
+    recipients = NumberAttribute()
+    enqueued = NumberAttribute(null=True)  # 1 once its send batches are on the queue
+    next_token = UnicodeAttribute(null=True)  # where the audience's next page starts
+    at = UTCDateTimeAttribute()
+
+
+class DeliveryItem(TableItem, discriminator="Delivery"):
+    """One recipient of one campaign in the send ledger (``DELIVERY#<campaign>#<address key>``)."""
+
+    campaign_id = UnicodeAttribute()
+    recipient = UnicodeAttribute()
+    email = UnicodeAttribute()
+    variables = UnicodeAttribute(null=True)  # JSON of the template's values for this recipient
+    stage = UnicodeAttribute()
+    seen = UnicodeSetAttribute(null=True)
+    claim = UnicodeAttribute(null=True)
+    claimed_at = UTCDateTimeAttribute(null=True)
+    message_id = UnicodeAttribute(null=True)
+    sent_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    version = NumberAttribute()
+
+
 class IssuedDayItem(TableItem, discriminator="IssuedDay"):
     """Units of one level issued on one day: the trailing issue rate is read from these."""
 
@@ -369,3 +435,63 @@ class AppealItem(TableItem, discriminator="Appeal"):
     alert_id = UnicodeAttribute()
     appealed_at = UTCDateTimeAttribute()
     expires = NumberAttribute(null=True)  # epoch seconds (TTL): gone once the period is over
+
+
+class SuppressionItem(TableItem, discriminator="Suppression"):
+    """An address no campaign may mail (``SUPPRESS#<address key>`` / ``SUPPRESSION``): why and since
+    when. The first reason stays. No address: the key is its hash."""
+
+    reason = UnicodeAttribute()
+    suppressed_at = UTCDateTimeAttribute()
+
+
+class TransientBouncesItem(TableItem, discriminator="TransientBounces"):
+    """How many transient bounces an address had (``SUPPRESS#<address key>`` / ``TRANSIENT``), made
+    by the first ADD. Forgotten (TTL) a while after the last one: old soft bounces do not add up."""
+
+    bounces = NumberAttribute(default=0)
+    last_bounce_at = UTCDateTimeAttribute(null=True)
+    expires = NumberAttribute(null=True)  # epoch seconds (TTL)
+
+
+class EmailTemplateItem(TableItem, discriminator="EmailTemplate"):
+    """An e-mail template (``TEMPLATE#<id>`` / ``TEMPLATE``), written once; listed on gsi3.
+
+    At most 256 KiB of HTML and 128 KiB of text, so the item stays under DynamoDB's 400 KB."""
+
+    template_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    subject = UnicodeAttribute()
+    html = UnicodeAttribute(null=True)
+    text = UnicodeAttribute(null=True)
+    template_variables = UnicodeAttribute()  # JSON list, sorted
+    created_at = UTCDateTimeAttribute()
+    created_by = UnicodeAttribute()
+
+
+class RecipientListItem(TableItem, discriminator="RecipientList"):
+    """A recipient list (``LIST#<id>`` / ``LIST``): its import's state and counts; listed on gsi3."""
+
+    list_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    status = UnicodeAttribute()
+    list_variables = UnicodeAttribute()  # JSON list, in the file's column order
+    rows = NumberAttribute(default=0)
+    imported = NumberAttribute(default=0)
+    duplicates = NumberAttribute(default=0)
+    invalid = NumberAttribute(default=0)
+    suppressed = NumberAttribute(default=0)
+    upload_id = UnicodeAttribute(null=True)
+    report_key = UnicodeAttribute(null=True)
+    failure = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    created_by = UnicodeAttribute()
+
+
+class ListMemberItem(TableItem, discriminator="ListMember"):
+    """A member of a list (``LIST#<id>`` / ``MEMBER#<address key>``): the address, to send to, and
+    the values of its row, to personalize with."""
+
+    email = UnicodeAttribute()
+    member_variables = UnicodeAttribute(null=True)  # JSON object of strings

@@ -55,7 +55,10 @@ LAMBDA_RESERVED = {
 DATA_SERVICES = {"dynamodb", "s3", "kms", "secretsmanager", "sqs", "sns", "ses", "ssm", "logs"}
 FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 # Statements IAM only allows on every resource, by Sid, with the one action each may hold.
-RESOURCE_STAR_ALLOWED = {"SmsToPhoneNumbers": ["sns:Publish"]}  # an SMS to a phone number has no ARN
+RESOURCE_STAR_ALLOWED = {
+    "SmsToPhoneNumbers": ["sns:Publish"],  # an SMS to a phone number has no ARN
+    "SendQuota": ["ses:GetSendQuota"],  # no resource-level permissions
+}
 # What each handler calls on the table (bloodbank/storage/ACCESS_PATTERNS.md). TransactWriteItems is
 # authorized per item: PutItem, UpdateItem, DeleteItem, ConditionCheckItem. A role shared by several
 # functions must grant the union. A new function's handler goes here, with what it calls.
@@ -90,6 +93,27 @@ TABLE_OPERATIONS = {
     "handler.websocket_keep_alive": {"BatchWriteItem", "Query"},
     # The site's donors (index Query), the level (GetItem), appeal claims and the notification ledger.
     "handler.appeal_donors": {"DeleteItem", "GetItem", "PutItem", "Query", "UpdateItem"},
+    # Campaigns, the send ledger in transactions with its counters, suppressions, donor segments.
+    "handler.campaign_worker": {
+        "BatchGetItem",
+        "ConditionCheckItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "UpdateItem",
+    },
+    # A recipient's change with its counters, the stats, suppressions, a guardrail's pause.
+    "handler.ses_events": {"ConditionCheckItem", "GetItem", "PutItem", "Query", "UpdateItem"},
+    "handler.campaign_scheduler": {"ConditionCheckItem", "GetItem", "PutItem", "Query", "UpdateItem"},
+    # The list, its members (batch writes), suppressions (batch reads).
+    "handler.import_recipients": {
+        "BatchGetItem",
+        "BatchWriteItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "UpdateItem",
+    },
 }
 # Handlers that touch table items only: their role reaches the table, its key and their logs, no more
 # (no donors' personal-data key, documents or notifications), and grants exactly TABLE_OPERATIONS.
@@ -236,10 +260,29 @@ def evaluate(value: Any) -> Any:
             )
             assert "{{resolve:" not in text, f"unsupported dynamic reference in {arg!r}"
             return re.sub(r"\$\{([\w:]+)(?:\.(\w+))?\}", lambda m: evaluate({"Ref": m[1]}), text)
+        if key == "Fn::If":
+            condition, when_true, when_false = arg
+            return evaluate(when_true if _condition(condition) else when_false)
         raise AssertionError(f"cannot evaluate {key} here; extend evaluate() in tests/infra")
     if isinstance(value, list):
         return [evaluate(v) for v in value]
     return value
+
+
+def _condition(name: str) -> bool:
+    """A template condition as a default deployment evaluates it (Fn::Not / Fn::Equals only)."""
+    expression = template()["Conditions"][name]
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Fn::Not":
+                return not value(arg[0])
+            if key == "Fn::Equals":
+                return evaluate(arg[0]) == evaluate(arg[1])
+        return node
+
+    return bool(value(expression))
 
 
 # --- the table ---------------------------------------------------------------------------------------------
@@ -844,3 +887,41 @@ def test_appeals_hear_shortages_only_and_read_donors_without_documents_or_new_ke
     assert _arn("PiiKey") not in granted.get("kms:GenerateDataKey", set()), "appeals write no personal data"
     assert not [a for a in granted if a.startswith("s3:")], "appeals never touch documents"
     assert repr({"Ref": "DonorTopic"}) in granted["sns:Publish"]
+
+
+def test_campaign_jobs_flow_from_the_api_through_the_queue_to_the_worker_and_back_from_ses() -> None:
+    api_grants = _granted(_role("GraphQLFunction")[1])
+    assert _arn("CampaignQueue") in api_grants["sqs:SendMessage"], "launchCampaign enqueues"
+    [jobs] = _events("CampaignWorkerFunction").values()
+    assert jobs["Type"] == "SQS"
+    assert jobs["Properties"]["Queue"] == {"Fn::GetAtt": ["CampaignQueue", "Arn"]}
+    assert jobs["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    timeout = int(function_props(function("CampaignWorkerFunction"))["Timeout"])
+    queue = props(template()["Resources"]["CampaignQueue"])
+    assert queue["VisibilityTimeout"] >= 6 * timeout, "AWS: visibility at least six times the timeout"
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CampaignDeadLetterQueue", "Arn"]}
+    worker = _granted(_role("CampaignWorkerFunction")[1])
+    assert "ses:SendRawEmail" in worker
+    assert "ses:GetSendQuota" in worker
+    destination = props(template()["Resources"]["SesEventDestination"])["EventDestination"]
+    assert is_ref(destination["SnsDestination"]["TopicARN"], "SesEventsTopic")
+    assert {"bounce", "complaint", "delivery", "send", "open", "click"} <= set(
+        destination["MatchingEventTypes"]
+    )
+    [events] = _events("SesEventsFunction").values()
+    assert is_ref(events["Properties"]["Topic"], "SesEventsTopic")
+    env = _environment(function("CampaignWorkerFunction"))
+    assert is_ref(env["BLOODBANK_SES_CONFIGURATION_SET"], "SesConfigurationSet")
+    assert is_ref(env["BLOODBANK_CAMPAIGN_QUEUE_URL"], "CampaignQueue")
+
+
+def test_recipient_uploads_trigger_the_import_and_the_api_serves_one_click_unsubscribes() -> None:
+    [upload] = _events("RecipientImportFunction").values()
+    assert upload["Type"] == "S3"
+    assert is_ref(upload["Properties"]["Bucket"], "DocumentsBucket")
+    rules = {r["Name"]: r["Value"] for r in upload["Properties"]["Filter"]["S3Key"]["Rules"]}
+    assert rules == {"prefix": "recipient-lists/", "suffix": ".csv"}
+    routes = {
+        (e["Properties"]["Path"], e["Properties"]["Method"]) for e in _events("GraphQLFunction").values()
+    }
+    assert {("/unsubscribe/{token}", "POST"), ("/unsubscribe/{token}", "GET")} <= routes
