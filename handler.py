@@ -143,16 +143,14 @@ def import_recipients(event: dict[str, Any], context: Any) -> dict[str, int]:
     dependency failure (DynamoDB, S3) raises, so that Lambda retries the event; the retry's import
     is idempotent (members keyed by address, counts from the whole file).
     """
-    from urllib.parse import unquote_plus
+    from bloodbank.adapters.s3_recipients import created_objects
 
     totals = {"READY": 0, "FAILED": 0, "skipped": 0}
-    for record in event.get("Records", []):
-        s3 = record.get("s3") if isinstance(record, dict) else None
-        if not isinstance(s3, dict) or not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+    for found in created_objects(event):
+        if found is None:
             totals["skipped"] += 1
             continue
-        bucket = str((s3.get("bucket") or {}).get("name") or "")
-        key = unquote_plus(str((s3.get("object") or {}).get("key") or ""))
+        bucket, key = found
         result = container.recipient_lists.import_upload(bucket, key)
         totals[result.outcome if result.outcome in totals else "skipped"] += 1
         if result.outcome == "skipped":

@@ -20,8 +20,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from rich.console import Console
 
+    from bloodbank.adapters import provisioning
     from bloodbank.bootstrap import build_container
     from bloodbank.local import seed, stack
+    from bloodbank.local.workers import LocalWorkers
     from bloodbank.server import create_app
 
     console = Console()
@@ -38,7 +40,15 @@ def _serve(args: argparse.Namespace) -> int:
     console.print("Starting DynamoDB Local and the moto server, provisioning and seeding...")
     ports = (args.port, args.dynamodb_port, args.moto_port)
     with stack.start(args.host, *ports, state, tls=cert is not None) as (info, settings, _):
-        app = create_app(build_container(settings, appeals_in_process=True))
+        container = build_container(settings, appeals_in_process=True)
+        app = create_app(container)
+        workers = LocalWorkers(
+            container,
+            provisioning.client("sqs", info.aws_endpoint, info.region),
+            info.campaign_queue_url,
+            info.uploads_queue_url,
+        )
+        workers.start()  # the campaign queue's consumer and the schedules, as Lambda's triggers on AWS
         roles = "|".join(u.role for u in seed.DEMO_USERS)
         console.print(
             f"[bold]GraphQL + GraphiQL[/]  {info.api_url}\n"
@@ -59,15 +69,18 @@ def _serve(args: argparse.Namespace) -> int:
             soft_wrap=True,
             highlight=False,
         )
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level="warning",
-            lifespan="off",
-            ssl_certfile=cert,
-            ssl_keyfile=key,
-        )
+        try:
+            uvicorn.run(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+                lifespan="off",
+                ssl_certfile=cert,
+                ssl_keyfile=key,
+            )
+        finally:
+            workers.stop()
         console.print("Stopping DynamoDB Local and the moto server...")
     return 0
 

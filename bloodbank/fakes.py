@@ -6,6 +6,7 @@ the repository contract tests run against them and against DynamoDB with the sam
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import threading
@@ -14,22 +15,25 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import IO, TypeVar
 
 from bloodbank import sealing
 from bloodbank.cursor import CursorCodec
 from bloodbank.domain import inventory
 from bloodbank.domain.alerts import NEVER, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
-from bloodbank.domain.campaigns import Campaign, CampaignStatus, Stats, SuppressionReason
+from bloodbank.domain.campaigns import Campaign, CampaignStatus, Stats, SuppressionReason, address_key
 from bloodbank.domain.deliveries import Change, Delivery, Stage
 from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder, UnitStatus
 from bloodbank.domain.donors import Donor
+from bloodbank.domain.email_templates import EmailTemplate
 from bloodbank.domain.filters import Expr, canonical, evaluate
 from bloodbank.domain.inventory import BloodRequest, LedgerEntry, LevelKey, RequestStatus, Threshold
 from bloodbank.domain.mail import OutgoingEmail, QuotaExhausted, SendQuota, SendRejected, SendThrottled
 from bloodbank.domain.notifications import ClaimLost, OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
+from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList
 from bloodbank.domain.subscriptions import Connection, StoredSubscription
 from bloodbank.domain.uploads import UploadTicket
 from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem, StaleWrite
@@ -1022,12 +1026,7 @@ class RecordingMailer:
 
 
 # --- campaigns: e-mail templates and recipient lists ----------------------------------------------
-import io  # noqa: E402
-from typing import IO, TypeVar  # noqa: E402
 
-from bloodbank.domain.campaigns import address_key  # noqa: E402
-from bloodbank.domain.email_templates import EmailTemplate  # noqa: E402
-from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList  # noqa: E402
 
 _Row = TypeVar("_Row", EmailTemplate, RecipientList)
 

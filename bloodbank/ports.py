@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Generic, Protocol, TypeVar
+from typing import IO, Generic, Protocol, TypeVar
 
 from bloodbank.domain.alerts import NEVER, AlertFilter, Announced, ShortageAlert
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.campaigns import Campaign, CampaignStatus, Stats, SuppressionReason
 from bloodbank.domain.deliveries import Change, Delivery, Stage
+from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
+from bloodbank.domain.email_templates import EmailTemplate
 from bloodbank.domain.filters import Expr
 from bloodbank.domain.inventory import (
     BloodRequest,
@@ -27,7 +29,9 @@ from bloodbank.domain.inventory import (
 from bloodbank.domain.mail import OutgoingEmail, SendQuota
 from bloodbank.domain.notifications import OutgoingMessage
 from bloodbank.domain.organisations import Hospital, Site
+from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList
 from bloodbank.domain.subscriptions import Connection, StoredSubscription
+from bloodbank.domain.uploads import UploadTicket
 
 T = TypeVar("T")
 
@@ -170,8 +174,6 @@ class NotificationLedger(Protocol):
 
 
 # --- donor documents (and other direct uploads) -------------------------------------------------
-from bloodbank.domain.documents import DocumentVersion  # noqa: E402  (kept with the port it serves)
-from bloodbank.domain.uploads import UploadTicket  # noqa: E402
 
 
 class DocumentStore(Protocol):
@@ -464,10 +466,6 @@ class MailSender(Protocol):
 
 
 # --- campaigns: e-mail templates and recipient lists ----------------------------------------------
-from typing import IO  # noqa: E402
-
-from bloodbank.domain.email_templates import EmailTemplate  # noqa: E402
-from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList  # noqa: E402
 
 
 class EmailTemplates(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +86,43 @@ def _moto_seed(moto_endpoint: str, label: str) -> None:
 def ensure_topic(endpoint: str | None, region: str, name: str) -> str:
     """The ARN of the SNS topic called ``name`` (CreateTopic is idempotent)."""
     return str(client("sns", endpoint, region).create_topic(Name=name)["TopicArn"])
+
+
+def ensure_campaign_queue(endpoint: str | None, region: str, name: str) -> str:
+    """The campaign queue's URL, with its dead-letter queue (CreateQueue is idempotent)."""
+    sqs = client("sqs", endpoint, region)
+    dead = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": "8"})
+    attributes = {"VisibilityTimeout": "60", "RedrivePolicy": redrive}
+    return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def ensure_upload_notifications(endpoint: str | None, region: str, bucket: str, queue_name: str) -> str:
+    """A queue that hears of every recipient-list CSV landing in the bucket (what the S3 trigger of
+    the import function does on AWS); its URL."""
+    sqs = client("sqs", endpoint, region)
+    url = str(sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "300"})["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rules = [{"Name": "prefix", "Value": "recipient-lists/"}, {"Name": "suffix", "Value": ".csv"}]
+    s3_client(endpoint, region).put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}}
+            ]
+        },
+    )
+    return url
+
+
+def ensure_sender(endpoint: str | None, region: str, address: str, configuration_set: str) -> None:
+    """The From address verified in SES and the configuration set campaigns send through."""
+    ses = client("ses", endpoint, region)
+    ses.verify_email_identity(EmailAddress=address)
+    names = {c["Name"] for c in ses.list_configuration_sets().get("ConfigurationSets", [])}
+    if configuration_set not in names:
+        ses.create_configuration_set(ConfigurationSet={"Name": configuration_set})
 
 
 @dataclass(frozen=True)

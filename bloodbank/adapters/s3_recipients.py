@@ -9,7 +9,7 @@ Failures become DependencyUnavailable with the S3 error code only: no bucket nam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from boto3.exceptions import S3UploadFailedError
@@ -100,3 +100,19 @@ class UnconfiguredRecipientFiles:
 
     def download_url(self, key: str, expires_in: int) -> str:
         raise self._fail()
+
+
+def created_objects(event: Mapping[str, Any]) -> list[tuple[str, str] | None]:
+    """(bucket, key) of each ``ObjectCreated`` record of an S3 event notification, None for any other
+    record. Keys arrive URL-encoded (a space as ``+``) and are decoded here."""
+    from urllib.parse import unquote_plus
+
+    found: list[tuple[str, str] | None] = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3") if isinstance(record, dict) else None
+        if not isinstance(s3, dict) or not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+            found.append(None)
+            continue
+        bucket = str((s3.get("bucket") or {}).get("name") or "")
+        found.append((bucket, unquote_plus(str((s3.get("object") or {}).get("key") or ""))))
+    return found

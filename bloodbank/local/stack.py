@@ -34,6 +34,10 @@ PII_KEY_ALIAS = "alias/bloodbank-pii"
 DONOR_TOPIC = "bloodbank-donor-notifications"
 ALERTS_TOPIC = "bloodbank-shortage-alerts"
 DOCUMENTS_BUCKET = "bloodbank-donor-documents"
+CAMPAIGN_QUEUE = "bloodbank-campaigns"
+UPLOADS_QUEUE = "bloodbank-recipient-uploads"
+EMAIL_FROM = "appeals@bloodbank.example"
+SES_CONFIGURATION_SET = "bloodbank"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class StackInfo:
     donor_topic_arn: str = ""
     documents_bucket: str = ""
     alerts_topic_arn: str = ""
+    campaign_queue_url: str = ""
+    uploads_queue_url: str = ""  # S3 upload notifications (the import's trigger on AWS)
 
     def settings(self, page_token_secret: str) -> Settings:
         return Settings(
@@ -64,6 +70,10 @@ class StackInfo:
             donor_topic_arn=self.donor_topic_arn,
             documents_bucket=self.documents_bucket,
             alerts_topic_arn=self.alerts_topic_arn,
+            campaign_queue_url=self.campaign_queue_url,
+            email_from=EMAIL_FROM,
+            ses_configuration_set=SES_CONFIGURATION_SET,
+            public_url=self.api_url.removesuffix("/graphql"),
         )
 
     @property
@@ -326,6 +336,11 @@ def start(
         alerts_topic = provisioning.ensure_topic(moto_url, REGION, ALERTS_TOPIC)
         # moto applies a bucket policy's Deny whatever its condition, so no TLS-only policy locally.
         provisioning.ensure_documents_bucket(moto_url, REGION, DOCUMENTS_BUCKET, pii_key, require_tls=False)
+        queue_url = provisioning.ensure_campaign_queue(moto_url, REGION, CAMPAIGN_QUEUE)
+        uploads_url = provisioning.ensure_upload_notifications(
+            moto_url, REGION, DOCUMENTS_BUCKET, UPLOADS_QUEUE
+        )
+        provisioning.ensure_sender(moto_url, REGION, EMAIL_FROM, SES_CONFIGURATION_SET)
         info = StackInfo(
             region=REGION,
             table_name=TABLE,
@@ -338,6 +353,8 @@ def start(
             donor_topic_arn=topic,
             documents_bucket=DOCUMENTS_BUCKET,
             alerts_topic_arn=alerts_topic,
+            campaign_queue_url=queue_url,
+            uploads_queue_url=uploads_url,
         )
         secret = page_token_secret(state)
         subs = provision_and_seed(info, secret)
