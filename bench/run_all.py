@@ -24,6 +24,7 @@ BENCHES = (
     "alert_latency",
     "websocket_fanout",
     "recipient_import",
+    "campaign_send",
 )
 
 

@@ -619,10 +619,17 @@ class CampaignService:
         return campaign
 
     def _move(self, campaign: Campaign, status: CampaignStatus, now: datetime, **fields: Any) -> Campaign:
-        moved = replace(campaign, status=status, updated_at=now, version=campaign.version + 1, **fields)
-        if not self.campaigns.save(moved, campaign):
-            raise Conflict("The campaign changed meanwhile: read it again and retry")
-        return moved
+        """A person's move. The workers write the campaign too (a page of the audience done): if one
+        did since it was read, read it again and move it if its status still allows."""
+        for _ in range(3):
+            moved = replace(campaign, status=status, updated_at=now, version=campaign.version + 1, **fields)
+            if self.campaigns.save(moved, campaign):
+                return moved
+            fresh = self.campaigns.get(campaign.id)
+            if fresh is None or fresh.status is not campaign.status:
+                break
+            campaign = fresh
+        raise Conflict("The campaign changed meanwhile: read it again and retry")
 
     def _move_quietly(self, campaign: Campaign, status: CampaignStatus, **fields: Any) -> Campaign | None:
         """A move the system makes (not a user): None if the campaign changed meanwhile."""

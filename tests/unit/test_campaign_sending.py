@@ -496,3 +496,26 @@ def test_a_sent_recipient_is_never_claimed_again() -> None:
     assert deliveries.release(sent.delivery, "t1", datetime(2026, 1, 1, tzinfo=UTC)) is None
     assert deliveries.mark_sent(claimed.delivery, "other", "m2", datetime(2026, 1, 1, tzinfo=UTC)) is None
     assert replace(sent.delivery).stage is Stage.SENT
+
+
+def test_a_pause_racing_a_worker_that_wrote_the_campaign_still_pauses(rig: Rig) -> None:
+    campaign_id = rig.campaign(10)
+    rig.service.launch(STAFF, campaign_id)
+    store = rig.store
+    original = store.save
+    raced = []
+
+    def worker_first(campaign: Any, previous: Any) -> bool:
+        if not raced:  # a worker marks the audience materialized between the read and the write
+            raced.append(True)
+            current = store.get(campaign.id)
+            assert current is not None
+            original(replace(current, materialized=True, version=current.version + 1), current)
+        return original(campaign, previous)
+
+    store.save = worker_first  # type: ignore[method-assign]
+    paused = rig.service.pause(STAFF, campaign_id)
+    assert paused.status is CampaignStatus.PAUSED
+    stored = store.get(campaign_id)
+    assert stored is not None
+    assert (stored.status, stored.materialized) == (CampaignStatus.PAUSED, True)
