@@ -10,7 +10,8 @@ NODE_STAMP := node_modules/.installed
 .PHONY: serve test check lint typecheck layers schema-check unit install seed export-schema bench clean \
 	build-GraphQLFunction build-RemindersFunction build-ExpirySweepFunction \
 	build-WebSocketFunction build-AlertFanOutFunction build-WebSocketKeepAliveFunction build-AppealsFunction \
-	build-CampaignWorkerFunction build-SesEventsFunction build-CampaignSchedulerFunction build-RecipientImportFunction
+	build-CampaignWorkerFunction build-SesEventsFunction build-CampaignSchedulerFunction build-RecipientImportFunction \
+	build-EmployeePhotoFunction
 
 serve: install
 	$(BIN)/bloodbank serve
@@ -78,6 +79,7 @@ build-CampaignWorkerFunction: build-GraphQLFunction
 build-SesEventsFunction: build-GraphQLFunction
 build-CampaignSchedulerFunction: build-GraphQLFunction
 build-RecipientImportFunction: build-GraphQLFunction
+build-EmployeePhotoFunction: build-GraphQLFunction
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,8 @@ is built once per Lambda container and shared by the handlers below.
 - ``campaign_worker``: the campaign queue (SQS): puts audiences in the send ledger and sends.
 - ``ses_events``: SES events (SNS) to the ledger, the suppression list and the guardrails.
 - ``campaign_scheduler``: every minute: due campaigns, expiry, stale claims.
+- ``process_employee_photo``: S3 ObjectCreated of an employee photo upload; checks it, writes its
+  thumbnails without metadata, records them (or why it was rejected) on the profile.
 """
 
 from __future__ import annotations
@@ -198,3 +200,29 @@ def campaign_scheduler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """EventBridge schedule (every minute): starts SCHEDULED campaigns that are due, expires those past
     expiresAt, gives claims of dead senders back to the queue, marks finished campaigns SENT."""
     return container.campaigns.tick()
+
+
+def process_employee_photo(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """S3 ``ObjectCreated`` event of the documents bucket (prefix ``employee-photos/uploads/``) in;
+    the photos ACCEPTED and REJECTED and the records skipped out.
+
+    Keys arrive URL-encoded. A file that is no acceptable image (not an image, truncated, too large,
+    of another type) is REJECTED with the reason on the profile and never raises: retrying cannot
+    mend it. A dependency failure (DynamoDB, S3) raises, so that Lambda retries the event; the retry
+    of an upload already recorded is skipped.
+    """
+    from bloodbank.adapters.s3_recipients import created_objects
+
+    totals = {"ACCEPTED": 0, "REJECTED": 0, "skipped": 0}
+    for found in created_objects(event):
+        if found is None:
+            totals["skipped"] += 1
+            continue
+        result = container.employees.process_photo(*found)
+        totals[result.outcome] += 1
+        if result.outcome != "ACCEPTED":
+            log.info(
+                "employee photo not used",
+                extra={"employee_id": result.employee_id, "outcome": result.outcome, "why": result.reason},
+            )
+    return totals

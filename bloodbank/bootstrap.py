@@ -30,6 +30,8 @@ from bloodbank.ports import (
     DonationRepository,
     DonorRepository,
     EmailTemplates,
+    EmployeeEvents,
+    EmployeeRepository,
     FieldCipher,
     HealthProbe,
     IdGenerator,
@@ -38,6 +40,8 @@ from bloodbank.ports import (
     MailSender,
     NotificationLedger,
     Notifier,
+    PhotoFiles,
+    PhotoRenderer,
     RecipientFiles,
     RecipientLists,
     Reminders,
@@ -52,6 +56,7 @@ from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
 from bloodbank.services.email import EmailTemplateService
+from bloodbank.services.employees import EmployeeService
 from bloodbank.services.inventory import InventoryService
 from bloodbank.services.notifications import NotificationService
 from bloodbank.services.recipients import RecipientListService
@@ -98,6 +103,7 @@ class Container:
     email_templates: EmailTemplateService  # campaigns: templates and previews
     recipient_lists: RecipientListService  # campaigns: uploaded recipient lists and their import
     campaigns: CampaignService  # campaigns: launch, the queue's jobs, SES events
+    employees: EmployeeService  # staff profiles, their photos and search
     clock: Clock = utc_now
     probes: list[HealthProbe] = field(default_factory=list)
 
@@ -195,6 +201,18 @@ def _recipient_files(settings: Settings) -> RecipientFiles:
     return S3RecipientFiles(s3, settings.documents_bucket, settings.pii_key_id)
 
 
+def _photo_files(settings: Settings) -> PhotoFiles:
+    """Employee photos live in the documents bucket, under ``employee-photos/``."""
+    from bloodbank.adapters.s3_photos import S3PhotoFiles, UnconfiguredPhotoFiles
+
+    if not settings.documents_bucket:
+        return UnconfiguredPhotoFiles()
+    from bloodbank.adapters.provisioning import LazyClient, s3_client
+
+    s3 = LazyClient(lambda: s3_client(settings.aws_endpoint, settings.region))
+    return S3PhotoFiles(s3, settings.documents_bucket, settings.pii_key_id)
+
+
 def build_container(
     settings: Settings,
     *,
@@ -220,6 +238,10 @@ def build_container(
     campaign_store: CampaignStore | None = None,
     delivery_ledger: DeliveryLedger | None = None,
     campaign_queue: CampaignQueue | None = None,
+    employees: EmployeeRepository | None = None,
+    photo_files: PhotoFiles | None = None,
+    photo_renderer: PhotoRenderer | None = None,
+    employee_events: EmployeeEvents | None = None,
     appeals_in_process: bool = False,
     clock: Clock = utc_now,
     new_id: IdGenerator = new_uuid,
@@ -265,6 +287,10 @@ def build_container(
 
             email_templates = email_templates or DynamoEmailTemplates(binding, cursors)
             recipient_lists = recipient_lists or DynamoRecipientLists(binding, cursors)
+        if employees is None:
+            from bloodbank.storage.employees import DynamoEmployees
+
+            employees = DynamoEmployees(binding, cursors, cipher)
         if appeal_ledger is None or announced_levels is None:
             from bloodbank.storage.appeals import DynamoAppeals
 
@@ -287,6 +313,22 @@ def build_container(
 
         sqs = LazyClient(lambda: client("sqs", settings.aws_endpoint, settings.region))
         campaign_queue = SqsQueue(sqs, settings.campaign_queue_url)
+    if employees is None:  # every store was passed in
+        from bloodbank.fakes import InMemoryEmployees
+
+        employees = InMemoryEmployees(cursors)
+    if photo_files is None:
+        photo_files = _photo_files(settings)
+    if photo_renderer is None:
+        from bloodbank.adapters.images import PillowThumbnails
+
+        photo_renderer = PillowThumbnails()
+    if employee_events is None:
+        from bloodbank.adapters.provisioning import LazyClient, client
+        from bloodbank.adapters.sns import SnsEmployeeEvents
+
+        sns_employees = LazyClient(lambda: client("sns", settings.aws_endpoint, settings.region))
+        employee_events = SnsEmployeeEvents(sns_employees, settings.employee_topic_arn)
     if suppressions is None:
         from bloodbank.fakes import InMemorySuppressions
 
@@ -412,6 +454,16 @@ def build_container(
             recipient_files,
             documents,
             suppressions,
+            clock,
+            new_id,
+            bucket=settings.documents_bucket,
+        ),
+        employees=EmployeeService(
+            employees,
+            documents,
+            photo_files,
+            photo_renderer,
+            employee_events,
             clock,
             new_id,
             bucket=settings.documents_bucket,

@@ -47,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
             provisioning.client("sqs", info.aws_endpoint, info.region),
             info.campaign_queue_url,
             info.uploads_queue_url,
+            info.photos_queue_url,
         )
         workers.start()  # the campaign queue's consumer and the schedules, as Lambda's triggers on AWS
         roles = "|".join(u.role for u in seed.DEMO_USERS)

@@ -28,6 +28,7 @@ from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder, UnitStatus
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.email_templates import EmailTemplate
+from bloodbank.domain.employees import Employee, EmployeeEvent, Search, matches
 from bloodbank.domain.filters import Expr, canonical, evaluate
 from bloodbank.domain.inventory import BloodRequest, LedgerEntry, LevelKey, RequestStatus, Threshold
 from bloodbank.domain.mail import OutgoingEmail, QuotaExhausted, SendQuota, SendRejected, SendThrottled
@@ -39,11 +40,13 @@ from bloodbank.domain.uploads import UploadTicket
 from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem, StaleWrite
 from bloodbank.ports import (
     ChunkMarker,
+    FileTooLarge,
     IdempotencyRecord,
     InventoryWrite,
     Page,
     SealedFields,
     StockCounts,
+    StoredFile,
     TestRecord,
 )
 from bloodbank.storage import keys
@@ -1156,3 +1159,95 @@ class InMemoryRecipientFiles:
 
     def download_url(self, key: str, expires_in: int) -> str:
         return f"https://downloads.example.test/{key}?expiresIn={expires_in}"
+
+
+# --- employees ----------------------------------------------------------------------------------
+class InMemoryEmployees:
+    """EmployeeRepository in memory: the same conflicts, order and page tokens as DynamoEmployees."""
+
+    def __init__(self, cursors: CursorCodec) -> None:
+        self._cursors = cursors
+        self._lock = threading.Lock()
+        self.employees: dict[str, Employee] = {}
+        self.calls: list[tuple[str, object]] = []
+
+    def get(self, employee_id: str, *, consistent: bool = False) -> Employee | None:
+        self.calls.append(("get", employee_id))
+        return self.employees.get(employee_id)
+
+    def create(self, employee: Employee) -> None:
+        self.calls.append(("create", employee.id))
+        with self._lock:
+            if employee.id in self.employees:
+                raise Conflict("This employee already has a profile: change it with updateEmployeeProfile")
+            self.employees[employee.id] = employee
+
+    def save(self, employee: Employee, previous: Employee) -> None:
+        self.calls.append(("save", employee.id))
+        with self._lock:
+            current = self.employees.get(employee.id)
+            if current is None or current.version != previous.version:
+                raise Conflict(
+                    "The profile was changed by someone else since you read it; reload it and try again"
+                )
+            self.employees[employee.id] = employee
+
+    def search(self, wanted: Search, limit: int, next_token: str | None) -> Page[Employee]:
+        self.calls.append(("search", wanted.scope))
+
+        def order(e: Employee) -> str:
+            return keys.employees_by_name(e.sort_name, e.id).sk
+
+        after = str(self._cursors.decode(next_token, wanted.scope)["after"]) if next_token else ""
+        rows = sorted((e for e in self.employees.values() if matches(e, wanted)), key=order)
+        rows = [e for e in rows if order(e) > after]
+        page, more = rows[:limit], len(rows) > limit
+        token = self._cursors.encode({"after": order(page[-1])}, wanted.scope) if more else None
+        return Page(page, token)
+
+
+@dataclass
+class InMemoryPhotoFiles:
+    """PhotoFiles in memory: ``put`` does what a client's POST does. ``calls`` records each use."""
+
+    objects: dict[str, StoredFile] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    unavailable: bool = False
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = StoredFile(data, content_type)
+
+    def read(self, key: str, max_bytes: int) -> StoredFile:
+        self.calls.append(("read", key))
+        if self.unavailable:
+            raise DependencyUnavailable("photo files unavailable")
+        found = self.objects.get(key)
+        if found is None:
+            raise LookupError("no such upload")
+        if len(found.data) > max_bytes:
+            raise FileTooLarge(len(found.data))
+        return found
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        self.calls.append(("write", key))
+        if self.unavailable:
+            raise DependencyUnavailable("photo files unavailable")
+        self.objects[key] = StoredFile(data, content_type)
+
+    def url(self, key: str, expires_in: int) -> str:
+        self.calls.append(("url", key))
+        return f"https://photos.example.test/{key}?expiresIn={expires_in}"
+
+
+@dataclass
+class RecordingEmployeeEvents:
+    """Records every employee event published; ``fail_next`` makes that many fail."""
+
+    published: list[EmployeeEvent] = field(default_factory=list)
+    fail_next: int = 0
+
+    def publish(self, event: EmployeeEvent) -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            raise DependencyUnavailable("SNS unreachable: simulated failure")
+        self.published.append(event)

@@ -15,6 +15,7 @@ from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.donations import BloodUnit, Donation, Reminder
 from bloodbank.domain.donors import Donor
 from bloodbank.domain.email_templates import EmailTemplate
+from bloodbank.domain.employees import Employee, EmployeeEvent, RenderedThumbnail, Search
 from bloodbank.domain.filters import Expr
 from bloodbank.domain.inventory import (
     BloodRequest,
@@ -519,3 +520,57 @@ class RecipientFiles(Protocol):
 
     def download_url(self, key: str, expires_in: int) -> str:
         """A link that downloads the object's latest version as an attachment for ``expires_in`` s."""
+
+
+# --- employees ----------------------------------------------------------------------------------
+class EmployeeRepository(Protocol):
+    def get(self, employee_id: str, *, consistent: bool = False) -> Employee | None: ...
+
+    def create(self, employee: Employee) -> None:
+        """Store a new profile; Conflict if the employee already has one."""
+
+    def save(self, employee: Employee, previous: Employee) -> None:
+        """Replace ``previous`` by ``employee`` if nobody changed it since (Conflict otherwise)."""
+
+    def search(self, wanted: Search, limit: int, next_token: str | None) -> Page[Employee]:
+        """Profiles whose sort name starts with the prefix (of one department, of one status), in
+        name order: one index Query a page."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    data: bytes
+    content_type: str
+
+
+class PhotoFiles(Protocol):
+    """Employee photos in the documents bucket: the uploads, read once; the thumbnails, written and
+    shown through short-lived links."""
+
+    def read(self, key: str, max_bytes: int) -> StoredFile:
+        """The object, if at most ``max_bytes`` (FileTooLarge otherwise, without reading it);
+        LookupError if it is gone; DependencyUnavailable on failure."""
+
+    def write(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def url(self, key: str, expires_in: int) -> str:
+        """A link that shows the object inline for ``expires_in`` seconds."""
+
+
+class FileTooLarge(Exception):
+    """An object larger than the caller would read; ``size`` is its size in bytes."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size} bytes")
+        self.size = size
+
+
+class PhotoRenderer(Protocol):
+    def render(self, data: bytes, content_type: str) -> list[RenderedThumbnail]:
+        """The thumbnails of an uploaded photo, without its metadata; PhotoRejected (with the
+        reason) when the bytes are not an acceptable image."""
+
+
+class EmployeeEvents(Protocol):
+    def publish(self, event: EmployeeEvent) -> None:
+        """Announce a profile's creation or approval (DependencyUnavailable if it could not)."""

@@ -43,6 +43,8 @@ class Settings:
     email_from: str = "no-reply@bloodbank.example"
     ses_configuration_set: str = "bloodbank"
     campaign_queue_url: str = ""  # the campaign work queue (SQS); empty: campaigns cannot launch
+    # Employees: the SNS topic that hears of new and approved profiles (empty: nobody is told).
+    employee_topic_arn: str = ""
 
     def __post_init__(self) -> None:
         if not self.token_issuer:
@@ -109,6 +111,7 @@ class Settings:
             email_from=env.get("BLOODBANK_EMAIL_FROM") or "no-reply@bloodbank.example",
             ses_configuration_set=env.get("BLOODBANK_SES_CONFIGURATION_SET") or "bloodbank",
             campaign_queue_url=env.get("BLOODBANK_CAMPAIGN_QUEUE_URL", ""),
+            employee_topic_arn=env.get("BLOODBANK_EMPLOYEE_TOPIC_ARN", ""),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -135,6 +138,7 @@ class Settings:
             "BLOODBANK_EMAIL_FROM": self.email_from,
             "BLOODBANK_SES_CONFIGURATION_SET": self.ses_configuration_set,
             "BLOODBANK_CAMPAIGN_QUEUE_URL": self.campaign_queue_url,
+            "BLOODBANK_EMPLOYEE_TOPIC_ARN": self.employee_topic_arn,
         }
         if self.dynamodb_endpoint:
             env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint

@@ -17,6 +17,7 @@ from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
 from bloodbank.services.donors import DonorService
 from bloodbank.services.email import EmailTemplateService
+from bloodbank.services.employees import EmployeeService
 from bloodbank.services.inventory import InventoryService
 from bloodbank.services.recipients import RecipientListService
 
@@ -50,6 +51,9 @@ class Services(Protocol):
 
     @property
     def campaigns(self) -> CampaignService: ...
+
+    @property
+    def employees(self) -> EmployeeService: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from resolvers import documents as document_resolvers
 from resolvers import donations as donation_resolvers
 from resolvers import donors as donor_resolvers
 from resolvers import email as email_resolvers
+from resolvers import employees as employee_resolvers
 from resolvers import inventory as inventory_resolvers
 from schema.alerts import ShortageAlert, ShortageAlertConnection
 from schema.auth import EVERYONE, STAFF, allow
@@ -50,6 +51,13 @@ from schema.email import (
     RecipientList,
     RecipientListConnection,
     RenderedEmail,
+)
+from schema.employees import (
+    CreateEmployeeProfileInput,
+    Employee,
+    EmployeeConnection,
+    EmployeeStatus,
+    UpdateEmployeeProfileInput,
 )
 from schema.enums import BloodGroup, Component
 from schema.errors import ErrorPolicy, public_error
@@ -214,6 +222,51 @@ class Query:
     @strawberry.field(description="Hospitals the service supplies.", extensions=[allow(*EVERYONE)])
     def list_hospitals(self, info: Ctx) -> list[Hospital]:
         return call(directory_resolvers.list_hospitals, info)
+
+    # --- employees --------------------------------------------------------------------------------
+    @strawberry.field(
+        description="The signed-in employee's own profile; null until they create it.",
+        extensions=[allow(*STAFF)],
+    )
+    def my_employee_profile(self, info: Ctx) -> Employee | None:
+        return call(employee_resolvers.my_employee_profile, info)
+
+    @strawberry.field(
+        description=(
+            "An employee's profile by id (their user id). Staff see ACTIVE colleagues and themselves;"
+            " admins every profile. Null otherwise."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def get_employee(self, info: Ctx, id: strawberry.ID) -> Employee | None:
+        return call(employee_resolvers.get_employee, info, id=id)
+
+    @strawberry.field(
+        description=(
+            "Employees whose name starts with query (family name first: 'okafor a' finds Ada Okafor;"
+            " any case, accents ignored), of one department if given, in name order. Staff find"
+            " ACTIVE colleagues; admins any status, or the one given."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def search_employees(
+        self,
+        info: Ctx,
+        query: str | None = None,
+        department: str | None = None,
+        status: EmployeeStatus | None = None,  # type: ignore[valid-type]
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> EmployeeConnection:
+        return call(
+            employee_resolvers.search_employees,
+            info,
+            query=query,
+            department=department,
+            status=status,
+            limit=limit,
+            next_token=next_token,
+        )
 
     # --- campaigns: templates and recipient lists ---------------------------------------------------
     @strawberry.field(
@@ -458,6 +511,59 @@ class Mutation:
     )
     def confirm_transfusion(self, info: Ctx, input: ConfirmTransfusionInput) -> BloodUnit:
         return call(inventory_resolvers.confirm_transfusion, info, input=input)
+
+    # --- employees --------------------------------------------------------------------------------
+    @strawberry.mutation(
+        description=(
+            "Create a profile: a staff member their own (PENDING until an admin approves it), an admin"
+            " anyone's (input.id; ACTIVE at once). One profile per user (CONFLICT otherwise)."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def create_employee_profile(self, info: Ctx, input: CreateEmployeeProfileInput) -> Employee:
+        return call(employee_resolvers.create_employee_profile, info, input=input)
+
+    @strawberry.mutation(
+        description=(
+            "Change a profile: an employee their own (not role or department: FORBIDDEN), admins"
+            " anyone's. Stale expectedVersion gives CONFLICT."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def update_employee_profile(self, info: Ctx, input: UpdateEmployeeProfileInput) -> Employee:
+        return call(employee_resolvers.update_employee_profile, info, input=input)
+
+    @strawberry.mutation(
+        description="Approve a PENDING profile, or take back a DEACTIVATED one: ACTIVE (admins).",
+        extensions=[allow(Group.ADMINS)],
+    )
+    def approve_employee(self, info: Ctx, id: strawberry.ID) -> Employee:
+        return call(employee_resolvers.approve_employee, info, id=id)
+
+    @strawberry.mutation(
+        description="Deactivate a profile (admins; not their own).", extensions=[allow(Group.ADMINS)]
+    )
+    def deactivate_employee(self, info: Ctx, id: strawberry.ID) -> Employee:
+        return call(employee_resolvers.deactivate_employee, info, id=id)
+
+    @strawberry.mutation(
+        description=(
+            "A form to upload a profile photo straight to storage, valid 15 minutes: image/jpeg,"
+            " image/png or image/webp, up to 5 MiB (5,242,880 bytes). The caller's own photo, or"
+            " employeeId's for admins. The photo is checked and made into 128 and 512 px thumbnails,"
+            " without its metadata (location, camera), when it lands: watch lastPhotoUpload."
+        ),
+        extensions=[allow(*STAFF)],
+    )
+    def request_employee_photo_upload(
+        self, info: Ctx, content_type: str, employee_id: strawberry.ID | None = None
+    ) -> UploadTicket:
+        return call(
+            employee_resolvers.request_employee_photo_upload,
+            info,
+            content_type=content_type,
+            employee_id=employee_id,
+        )
 
     # --- campaigns: templates and recipient lists ---------------------------------------------------
     @strawberry.mutation(

@@ -5,11 +5,14 @@ Real engines (DynamoDB Local, a moto server) start once per session, only when a
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -41,11 +44,14 @@ from bloodbank.fakes import (
     InMemoryDocumentStore,
     InMemoryDonations,
     InMemoryDonorRepository,
+    InMemoryEmployees,
     InMemoryInventory,
     InMemoryNotificationLedger,
+    InMemoryPhotoFiles,
     InMemoryRecipientFiles,
     InMemorySuppressions,
     RecordingAlertPublisher,
+    RecordingEmployeeEvents,
     RecordingMailer,
     RecordingNotifier,
     RecordingQueue,
@@ -179,6 +185,9 @@ class World:
     mailer: RecordingMailer = field(default_factory=RecordingMailer)
     recipient_files: InMemoryRecipientFiles = field(default_factory=InMemoryRecipientFiles)
     campaign_queue: RecordingQueue = field(default_factory=RecordingQueue)
+    employees: InMemoryEmployees = field(default_factory=lambda: InMemoryEmployees(CursorCodec(PAGE_SECRET)))
+    photo_files: InMemoryPhotoFiles = field(default_factory=InMemoryPhotoFiles)
+    employee_events: RecordingEmployeeEvents = field(default_factory=RecordingEmployeeEvents)
 
 
 @pytest.fixture
@@ -200,6 +209,9 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
     mailer = RecordingMailer(max_send_rate=10_000.0)  # paced, but tests never wait
     recipient_files = InMemoryRecipientFiles()
     campaign_queue = RecordingQueue()
+    employees = InMemoryEmployees(CursorCodec(settings.page_token_secret))
+    photo_files = InMemoryPhotoFiles()
+    employee_events = RecordingEmployeeEvents()
     container = build_container(
         settings,
         donors=donors,
@@ -218,6 +230,9 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
         mailer=mailer,
         recipient_files=recipient_files,
         campaign_queue=campaign_queue,
+        employees=employees,
+        photo_files=photo_files,
+        employee_events=employee_events,
     )
     return World(
         container,
@@ -234,7 +249,31 @@ def world(settings: Settings, signing_key: SigningKey) -> World:
         mailer=mailer,
         recipient_files=recipient_files,
         campaign_queue=campaign_queue,
+        employees=employees,
+        photo_files=photo_files,
+        employee_events=employee_events,
     )
+
+
+@pytest.fixture
+def handler(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
+    """handler.py as Lambda imports it (settings from the environment), its container the fakes'."""
+    for name, value in {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "BLOODBANK_USER_POOL_ID": POOL_ID,
+        "BLOODBANK_USER_POOL_CLIENT_IDS": CLIENT_ID,
+        "BLOODBANK_PAGE_TOKEN_SECRET": "a-page-token-secret-that-is-long-enough-0123",
+        "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
+    }.items():
+        monkeypatch.setenv(name, value)
+    module = sys.modules.get("handler") or importlib.import_module("handler")
+    monkeypatch.setattr(module, "container", world.container)
+    from bloodbank.websocket import ApiGatewaySubscriptions
+
+    monkeypatch.setattr(module, "subscriptions", ApiGatewaySubscriptions(world.container))
+    return module
 
 
 class Api:

@@ -12,7 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,22 +98,44 @@ def ensure_campaign_queue(endpoint: str | None, region: str, name: str) -> str:
     return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
 
 
-def ensure_upload_notifications(endpoint: str | None, region: str, bucket: str, queue_name: str) -> str:
-    """A queue that hears of every recipient-list CSV landing in the bucket (what the S3 trigger of
-    the import function does on AWS); its URL."""
+@dataclass(frozen=True)
+class UploadRoute:
+    """Which new objects of the bucket a local queue hears of (what one S3 trigger does on AWS)."""
+
+    queue_name: str
+    prefix: str
+    suffix: str = ""
+
+
+RECIPIENT_UPLOADS = UploadRoute("bloodbank-recipient-uploads", "recipient-lists/", ".csv")
+
+
+def ensure_upload_notifications(
+    endpoint: str | None, region: str, bucket: str, routes: Sequence[UploadRoute] = (RECIPIENT_UPLOADS,)
+) -> dict[str, str]:
+    """A queue per route that hears of every object created under its prefix (what the S3 triggers of
+    the import and photo functions do on AWS); their URLs by queue name. A bucket has one
+    notification configuration, so every route goes into the same one (a second put would replace
+    the first)."""
     sqs = client("sqs", endpoint, region)
-    url = str(sqs.create_queue(QueueName=queue_name, Attributes={"VisibilityTimeout": "300"})["QueueUrl"])
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    rules = [{"Name": "prefix", "Value": "recipient-lists/"}, {"Name": "suffix", "Value": ".csv"}]
+    urls: dict[str, str] = {}
+    configurations = []
+    for route in routes:
+        url = str(
+            sqs.create_queue(QueueName=route.queue_name, Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+        )
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rules = [{"Name": "prefix", "Value": route.prefix}]
+        if route.suffix:
+            rules.append({"Name": "suffix", "Value": route.suffix})
+        configurations.append(
+            {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}}
+        )
+        urls[route.queue_name] = url
     s3_client(endpoint, region).put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}}
-            ]
-        },
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations}
     )
-    return url
+    return urls
 
 
 def ensure_sender(endpoint: str | None, region: str, address: str, configuration_set: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bloodbank.domain.alerts import ShortageAlert
+from bloodbank.domain.employees import EmployeeEvent, EmployeeEventType
 from bloodbank.domain.notifications import Channel, OutgoingMessage
 from bloodbank.errors import DependencyUnavailable
 
@@ -133,4 +134,39 @@ class SnsAlertPublisher:
         except (BotoCoreError, OSError) as exc:
             raise DependencyUnavailable(
                 f"SNS unreachable, shortage alert not sent: {type(exc).__name__}"
+            ) from None
+
+
+class SnsEmployeeEvents:
+    """Implements ``EmployeeEvents``: each profile creation or approval to the employee topic, with
+    the message attributes ``eventType``, ``status`` and (when set) ``department`` for filter
+    policies. The message names the profile by id only (``EmployeeEvent.document``)."""
+
+    def __init__(self, client: Any, topic_arn: str) -> None:
+        self._client = client
+        self._topic_arn = topic_arn
+
+    def request(self, event: EmployeeEvent) -> dict[str, Any]:
+        attributes = {"eventType": _string(event.type.value), "status": _string(event.status.value)}
+        if event.department:
+            attributes["department"] = _string(event.department)
+        what = "created" if event.type is EmployeeEventType.PROFILE_CREATED else "approved"
+        return {
+            "TopicArn": self._topic_arn,
+            "Subject": _subject(f"Employee profile {what}"),
+            "Message": json.dumps(event.document(), ensure_ascii=False),
+            "MessageAttributes": attributes,
+        }
+
+    def publish(self, event: EmployeeEvent) -> None:
+        if not self._topic_arn:
+            return  # no topic configured: nobody is listening
+        try:
+            self._client.publish(**self.request(event))
+        except ClientError as exc:
+            code = _CODE.sub("", str(exc.response.get("Error", {}).get("Code", "Unknown")))[:64]
+            raise DependencyUnavailable(f"SNS refused the employee event: {code}") from None
+        except (BotoCoreError, OSError) as exc:
+            raise DependencyUnavailable(
+                f"SNS unreachable, employee event not sent: {type(exc).__name__}"
             ) from None

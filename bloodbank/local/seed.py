@@ -12,13 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bloodbank.domain import donors as donor_rules
+from bloodbank.domain import employees as employee_rules
 from bloodbank.domain.blood import BloodGroup, Component, Jurisdiction
 from bloodbank.domain.eligibility import Sex
 from bloodbank.domain.identity import Group
 from bloodbank.domain.notifications import Channel, NotificationKind
 from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.errors import Conflict
-from bloodbank.ports import DonorRepository
+from bloodbank.ports import DonorRepository, EmployeeRepository
 
 if TYPE_CHECKING:
     from bloodbank.domain.donations import BloodUnit
@@ -94,6 +95,37 @@ def seed_donor(repository: DonorRepository, donor_id: str, fields: dict[str, obj
     details = donor_rules.validate_new(fields)
     try:
         repository.create(donor_rules.new_donor(donor_id, details, now))
+    except Conflict:
+        return False
+    return True
+
+
+# The demo staff and admin users' own profiles, approved (role -> profile fields).
+DEMO_EMPLOYEES: dict[str, dict[str, object]] = {
+    "admin": {
+        "email": "admin@example.org",
+        "first_name": "Amara",
+        "last_name": "Nwosu",
+        "job_title": "Operations manager",
+        "department": "Operations",
+        "role": employee_rules.EmployeeRole.MANAGER,
+    },
+    "staff": {
+        "email": "staff@example.org",
+        "first_name": "Sam",
+        "last_name": "Okafor",
+        "job_title": "Donor care nurse",
+        "department": "Collections",
+        "role": employee_rules.EmployeeRole.NURSE,
+    },
+}
+
+
+def seed_employee(repository: EmployeeRepository, sub: str, fields: dict[str, object], now: datetime) -> bool:
+    """An ACTIVE profile for a demo user (approved by themself); False if already there."""
+    cleaned = employee_rules.validate_new(fields)
+    try:
+        repository.create(employee_rules.new_employee(sub, cleaned, now, sub, approved=True))
     except Conflict:
         return False
     return True

@@ -33,9 +33,11 @@ POOL_NAME = "bloodbank-local"
 PII_KEY_ALIAS = "alias/bloodbank-pii"
 DONOR_TOPIC = "bloodbank-donor-notifications"
 ALERTS_TOPIC = "bloodbank-shortage-alerts"
+EMPLOYEE_TOPIC = "bloodbank-employee-profiles"
 DOCUMENTS_BUCKET = "bloodbank-donor-documents"
 CAMPAIGN_QUEUE = "bloodbank-campaigns"
-UPLOADS_QUEUE = "bloodbank-recipient-uploads"
+UPLOADS_QUEUE = provisioning.RECIPIENT_UPLOADS.queue_name
+PHOTO_UPLOADS = provisioning.UploadRoute("bloodbank-employee-photo-uploads", "employee-photos/uploads/")
 EMAIL_FROM = "appeals@bloodbank.example"
 SES_CONFIGURATION_SET = "bloodbank"
 
@@ -55,6 +57,8 @@ class StackInfo:
     alerts_topic_arn: str = ""
     campaign_queue_url: str = ""
     uploads_queue_url: str = ""  # S3 upload notifications (the import's trigger on AWS)
+    photos_queue_url: str = ""  # S3 notifications of employee photo uploads (the photo function's trigger)
+    employee_topic_arn: str = ""
 
     def settings(self, page_token_secret: str) -> Settings:
         return Settings(
@@ -71,6 +75,7 @@ class StackInfo:
             documents_bucket=self.documents_bucket,
             alerts_topic_arn=self.alerts_topic_arn,
             campaign_queue_url=self.campaign_queue_url,
+            employee_topic_arn=self.employee_topic_arn,
             email_from=EMAIL_FROM,
             ses_configuration_set=SES_CONFIGURATION_SET,
             public_url=self.api_url.removesuffix("/graphql"),
@@ -228,6 +233,7 @@ def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
     """Create the table, user pool and demo users, and load demo data; returns role -> user sub."""
     from bloodbank.cursor import CursorCodec
     from bloodbank.storage.donors import DynamoDonorRepository
+    from bloodbank.storage.employees import DynamoEmployees
 
     binding = open_table(info.dynamodb_endpoint, info.region, info.table_name)
     directory = load_reference_data()
@@ -235,6 +241,7 @@ def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
 
     cipher = KmsFieldCipher(provisioning.client("kms", info.aws_endpoint, info.region), info.pii_key_id)
     donors = DynamoDonorRepository(binding, CursorCodec(secret), cipher)
+    employees = DynamoEmployees(binding, CursorCodec(secret), cipher)
     now = seed.now()
     for donor_id, fields in seed.demo_donors():
         seed.seed_donor(donors, donor_id, fields, now)
@@ -252,6 +259,8 @@ def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
             directory.put_membership(sub, user.hospital_id)
         if user.group.value == "Donors":
             seed.seed_donor(donors, sub, seed.demo_donor_fields(), now)
+        if user.role in seed.DEMO_EMPLOYEES:
+            seed.seed_employee(employees, sub, seed.DEMO_EMPLOYEES[user.role], now)
     return subs
 
 
@@ -334,11 +343,12 @@ def start(
         )
         topic = provisioning.ensure_topic(moto_url, REGION, DONOR_TOPIC)
         alerts_topic = provisioning.ensure_topic(moto_url, REGION, ALERTS_TOPIC)
+        employee_topic = provisioning.ensure_topic(moto_url, REGION, EMPLOYEE_TOPIC)
         # moto applies a bucket policy's Deny whatever its condition, so no TLS-only policy locally.
         provisioning.ensure_documents_bucket(moto_url, REGION, DOCUMENTS_BUCKET, pii_key, require_tls=False)
         queue_url = provisioning.ensure_campaign_queue(moto_url, REGION, CAMPAIGN_QUEUE)
-        uploads_url = provisioning.ensure_upload_notifications(
-            moto_url, REGION, DOCUMENTS_BUCKET, UPLOADS_QUEUE
+        upload_queues = provisioning.ensure_upload_notifications(
+            moto_url, REGION, DOCUMENTS_BUCKET, (provisioning.RECIPIENT_UPLOADS, PHOTO_UPLOADS)
         )
         provisioning.ensure_sender(moto_url, REGION, EMAIL_FROM, SES_CONFIGURATION_SET)
         info = StackInfo(
@@ -354,7 +364,9 @@ def start(
             documents_bucket=DOCUMENTS_BUCKET,
             alerts_topic_arn=alerts_topic,
             campaign_queue_url=queue_url,
-            uploads_queue_url=uploads_url,
+            uploads_queue_url=upload_queues[UPLOADS_QUEUE],
+            photos_queue_url=upload_queues[PHOTO_UPLOADS.queue_name],
+            employee_topic_arn=employee_topic,
         )
         secret = page_token_secret(state)
         subs = provision_and_seed(info, secret)

@@ -1,6 +1,7 @@
 """What Lambda's triggers do on AWS, done by threads of the local server (`bloodbank serve`).
 
-- the recipient-list import's S3 trigger: moto sends the bucket's notifications to a queue, read here;
+- the recipient-list import's and the photo function's S3 triggers: moto sends the bucket's
+  notifications to a queue each, read here;
 - the campaign queue's event source mapping: receive jobs from the (moto) SQS queue, run each with
   ``CampaignService.handle``, delete it when it ran; a job that failed becomes visible again after the
   queue's visibility timeout and runs again, as on AWS (its dead-letter queue takes it after 8);
@@ -29,12 +30,20 @@ SCHEDULES: tuple[tuple[str, float], ...] = (("campaign_scheduler", 60.0), ("expi
 
 class LocalWorkers:
     def __init__(
-        self, container: Container, sqs: Any, queue_url: str, uploads_url: str = "", *, workers: int = 2
+        self,
+        container: Container,
+        sqs: Any,
+        queue_url: str,
+        uploads_url: str = "",
+        photos_url: str = "",
+        *,
+        workers: int = 2,
     ) -> None:
         self._container = container
         self._sqs = sqs
         self._queue_url = queue_url
         self._uploads_url = uploads_url
+        self._photos_url = photos_url
         self._workers = workers
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -48,6 +57,8 @@ class LocalWorkers:
             self._spawn(f"campaign-worker-{n}", functools.partial(self._consume, self._queue_url, self._job))
         if self._uploads_url:
             self._spawn("recipient-import", functools.partial(self._consume, self._uploads_url, self._upload))
+        if self._photos_url:
+            self._spawn("employee-photos", functools.partial(self._consume, self._photos_url, self._photo))
         for name, period in SCHEDULES:
             self._spawn(name, functools.partial(self._every, period, jobs[name], name))
 
@@ -69,6 +80,12 @@ class LocalWorkers:
         for found in created_objects(json.loads(body)):
             if found is not None:
                 self._container.recipient_lists.import_upload(*found)
+
+    def _photo(self, body: str) -> None:
+        """An S3 event notification of a photo upload, as the photo function's trigger hands it over."""
+        for found in created_objects(json.loads(body)):
+            if found is not None:
+                self._container.employees.process_photo(*found)
 
     def _consume(self, queue_url: str, run: Callable[[str], None]) -> None:
         while not self._stop.is_set():

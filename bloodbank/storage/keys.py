@@ -433,3 +433,26 @@ def all_recipient_lists(created_at: datetime, list_id: str) -> IndexKey:
 def list_member(list_id: str, address_key: str) -> Key:
     """One member, keyed by its ``campaigns.address_key``: an address written twice is one item."""
     return Key(recipient_list_partition(list_id), f"{LIST_MEMBER_PREFIX}{address_key}")
+
+
+# --- employees ------------------------------------------------------------------------------------
+ALL_EMPLOYEES = "EMPLOYEES"
+
+
+def employee(employee_id: str) -> Key:
+    """A staff profile, keyed by the employee's Cognito ``sub``."""
+    return Key(f"EMPLOYEE#{employee_id}", "EMPLOYEE")
+
+
+def employees_by_name(sort_name: str, employee_id: str) -> IndexKey:
+    """Every profile in name order: a name prefix is a ``begins_with`` on the sort key."""
+    return IndexKey("gsi3", ALL_EMPLOYEES, f"{sort_name}#{employee_id}")
+
+
+def employees_of_department(department_key: str, sort_name: str, employee_id: str) -> IndexKey:
+    """A department's profiles in name order (``department_key``: the department's sort form)."""
+    return IndexKey("gsi1", employees_of_department_partition(department_key), f"{sort_name}#{employee_id}")
+
+
+def employees_of_department_partition(department_key: str) -> str:
+    return f"EMPLOYEES#DEPT#{department_key}"

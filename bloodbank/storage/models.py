@@ -392,6 +392,31 @@ class NotificationItem(TableItem, discriminator="Notification"):
     sent_at = UTCDateTimeAttribute(null=True)
 
 
+class EmployeeItem(TableItem, discriminator="Employee"):
+    """A staff profile (``EMPLOYEE#<sub>`` / ``EMPLOYEE``); in name order on gsi3 and, with a
+    department, on gsi1. The phone is sealed like donors' personal fields."""
+
+    employee_id = UnicodeAttribute()
+    email = UnicodeAttribute()
+    first_name = UnicodeAttribute()
+    last_name = UnicodeAttribute()
+    preferred_name = UnicodeAttribute(null=True)
+    job_title = UnicodeAttribute(null=True)
+    department = UnicodeAttribute(null=True)
+    role = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    created_by = UnicodeAttribute()
+    approved_at = UTCDateTimeAttribute(null=True)
+    approved_by = UnicodeAttribute(null=True)
+    version = NumberAttribute()
+    photo = UnicodeAttribute(null=True)  # JSON: upload id, processed at, thumbnails (size, key, type, bytes)
+    last_upload = UnicodeAttribute(null=True)  # JSON: upload id, status, at, reason
+    pii_key = BinaryAttribute(null=True, legacy_encoding=False)
+    phone = SealedAttribute()
+
+
 def all_models() -> list[type[TableItem]]:
     return [TableItem, *TableItem.__subclasses__()]
 

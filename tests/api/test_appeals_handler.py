@@ -3,9 +3,7 @@ and the local server's in-process appeals."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from datetime import date
 from types import ModuleType
 from typing import Any
@@ -21,24 +19,9 @@ from bloodbank.domain.identity import Group, Identity
 from bloodbank.domain.notifications import Channel, NotificationKind
 from tests.api.test_subscriptions import set_par
 from tests.api.test_websocket import sns_event
-from tests.conftest import CLIENT_ID, POOL_ID, Api, TokenFactory, World
+from tests.conftest import Api, TokenFactory, World
 
 STAFF = Identity(sub="staff-1", username="staff-1", groups=frozenset({Group.STAFF}), token_use="access")
-
-
-@pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
-    for name, value in {
-        "AWS_REGION": "us-east-1",
-        "BLOODBANK_USER_POOL_ID": POOL_ID,
-        "BLOODBANK_USER_POOL_CLIENT_IDS": CLIENT_ID,
-        "BLOODBANK_PAGE_TOKEN_SECRET": "a-page-token-secret-that-is-long-enough-0123",
-        "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
-    }.items():
-        monkeypatch.setenv(name, value)
-    module = sys.modules.get("handler") or importlib.import_module("handler")
-    monkeypatch.setattr(module, "container", world.container)
-    return module
 
 
 def register(world: World, first_name: str, group: BloodGroup, site: str, *, consent: bool = True) -> str:

@@ -5,35 +5,16 @@ fakes' container."""
 from __future__ import annotations
 
 import copy
-import importlib
 import json
-import sys
 from types import ModuleType
 from typing import Any
-
-import pytest
 
 from bloodbank.domain.campaigns import SuppressionReason, address_key
 from bloodbank.domain.recipients import ImportCounts, ListMember, ListStatus, RecipientList
 from tests.api.test_campaigns_api import create, template
 from tests.api.test_websocket import sns_event
-from tests.conftest import CLIENT_ID, POOL_ID, Api, World
+from tests.conftest import Api, World
 from tests.unit.test_ses_events import BOUNCE, KEY, RECIPIENT
-
-
-@pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
-    for name, value in {
-        "AWS_REGION": "us-east-1",
-        "BLOODBANK_USER_POOL_ID": POOL_ID,
-        "BLOODBANK_USER_POOL_CLIENT_IDS": CLIENT_ID,
-        "BLOODBANK_PAGE_TOKEN_SECRET": "a-page-token-secret-that-is-long-enough-0123",
-        "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
-    }.items():
-        monkeypatch.setenv(name, value)
-    module = sys.modules.get("handler") or importlib.import_module("handler")
-    monkeypatch.setattr(module, "container", world.container)
-    return module
 
 
 def sqs_event(jobs: list[dict[str, Any]]) -> dict[str, Any]:

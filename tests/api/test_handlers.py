@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from datetime import date
 from types import ModuleType
 from typing import Any
-
-import pytest
 
 from bloodbank.domain.blood import BloodGroup
 from bloodbank.domain.donations import DonationType
 from bloodbank.domain.eligibility import Sex
 from bloodbank.domain.identity import Group, Identity
 from bloodbank.domain.notifications import Channel, NotificationKind
-from tests.conftest import CLIENT_ID, POOL_ID, World
+from tests.conftest import World
 
 STAFF = Identity(sub="staff-1", username="staff-1", groups=frozenset({Group.STAFF}), token_use="access")
 SCHEDULED_EVENT: dict[str, Any] = {
@@ -29,21 +25,6 @@ SCHEDULED_EVENT: dict[str, Any] = {
     "resources": ["arn:aws:events:us-east-1:123456789012:rule/bloodbank-eligibility-reminders"],
     "detail": {},
 }
-
-
-@pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
-    for name, value in {
-        "AWS_REGION": "us-east-1",
-        "BLOODBANK_USER_POOL_ID": POOL_ID,
-        "BLOODBANK_USER_POOL_CLIENT_IDS": CLIENT_ID,
-        "BLOODBANK_PAGE_TOKEN_SECRET": "a-page-token-secret-that-is-long-enough-0123",
-        "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
-    }.items():
-        monkeypatch.setenv(name, value)
-    module = sys.modules.get("handler") or importlib.import_module("handler")
-    monkeypatch.setattr(module, "container", world.container)
-    return module
 
 
 def test_eligible_again_reminders_go_out_once(handler: ModuleType, world: World) -> None:

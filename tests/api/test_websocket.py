@@ -9,9 +9,7 @@ poster; one posts through boto3 to moto's API Gateway management API.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
-import sys
 from types import ModuleType
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +25,7 @@ from bloodbank.fakes import InMemoryConnections, RecordingPoster
 from bloodbank.websocket import ApiGatewaySubscriptions
 from tests.api.test_appsync_realtime import ALERT_FIELDS, SUBSCRIBE, base64_plain, base64url
 from tests.api.test_subscriptions import set_par
-from tests.conftest import CLIENT_ID, POOL_ID, Api, TokenFactory, World
+from tests.conftest import Api, TokenFactory, World
 
 DOMAIN = "abc123.execute-api.us-east-1.amazonaws.com"
 ENDPOINT = f"https://{DOMAIN}/prod"
@@ -329,22 +327,6 @@ def test_keep_alive_reaches_every_connection_and_drops_the_gone(
 
 
 # --- handler.py, with moto's API Gateway management API -----------------------------------------------
-@pytest.fixture
-def handler(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
-    for name, value in {
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "BLOODBANK_USER_POOL_ID": POOL_ID,
-        "BLOODBANK_USER_POOL_CLIENT_IDS": CLIENT_ID,
-        "BLOODBANK_PAGE_TOKEN_SECRET": "a-page-token-secret-that-is-long-enough-0123",
-        "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
-    }.items():
-        monkeypatch.setenv(name, value)
-    module = sys.modules.get("handler") or importlib.import_module("handler")
-    monkeypatch.setattr(module, "container", world.container)
-    monkeypatch.setattr(module, "subscriptions", ApiGatewaySubscriptions(world.container))
-    return module
 
 
 def sns_event(*messages: str) -> dict[str, Any]:

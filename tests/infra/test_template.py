@@ -114,6 +114,8 @@ TABLE_OPERATIONS = {
         "Query",
         "UpdateItem",
     },
+    # The profile: a consistent GetItem, then a PutItem conditional on its version (E3).
+    "handler.process_employee_photo": {"GetItem", "PutItem"},
 }
 # Handlers that touch table items only: their role reaches the table, its key and their logs, no more
 # (no donors' personal-data key, documents or notifications), and grants exactly TABLE_OPERATIONS.
@@ -925,3 +927,53 @@ def test_recipient_uploads_trigger_the_import_and_the_api_serves_one_click_unsub
         (e["Properties"]["Path"], e["Properties"]["Method"]) for e in _events("GraphQLFunction").values()
     }
     assert {("/unsubscribe/{token}", "POST"), ("/unsubscribe/{token}", "GET")} <= routes
+
+
+def test_employee_photo_uploads_trigger_the_photo_function_whose_role_reaches_exactly_those_keys() -> None:
+    from bloodbank.domain import employees
+
+    [upload] = _events("EmployeePhotoFunction").values()
+    assert handler_of("EmployeePhotoFunction") == "handler.process_employee_photo"
+    assert upload["Type"] == "S3"
+    assert is_ref(upload["Properties"]["Bucket"], "DocumentsBucket")
+    assert upload["Properties"]["Events"] == "s3:ObjectCreated:*"
+    rules = {r["Name"]: r["Value"] for r in upload["Properties"]["Filter"]["S3Key"]["Rules"]}
+    assert rules == {"prefix": employees.UPLOADS_PREFIX}
+    # The function writes its thumbnails outside the trigger's prefix (or it would trigger itself),
+    # and the recipient import's trigger does not overlap it (S3 refuses overlapping rules).
+    assert not employees.THUMBNAILS_PREFIX.startswith(employees.UPLOADS_PREFIX)
+    assert not employees.thumbnail_key("e", "u", 128).startswith(employees.UPLOADS_PREFIX)
+    assert employees.parse_upload_key(employees.upload_key("e", "u")) == ("e", "u")
+    [imports] = _events("RecipientImportFunction").values()
+    other = {r["Name"]: r["Value"] for r in imports["Properties"]["Filter"]["S3Key"]["Rules"]}["prefix"]
+    assert not other.startswith(employees.UPLOADS_PREFIX)
+    assert not employees.UPLOADS_PREFIX.startswith(other)
+
+    bucket = props(template()["Resources"]["DocumentsBucket"])
+    objects = f"arn:${{AWS::Partition}}:s3:::{bucket['BucketName']['Fn::Sub']}/"
+    granted = _granted(_role("EmployeePhotoFunction")[1])
+    s3 = {a: r for a, r in granted.items() if a.startswith("s3:")}
+    assert s3 == {
+        "s3:GetObject": {repr({"Fn::Sub": f"{objects}{employees.UPLOADS_PREFIX}*"})},
+        "s3:PutObject": {repr({"Fn::Sub": f"{objects}{employees.THUMBNAILS_PREFIX}*"})},
+    }
+    assert _arn("PiiKey") in granted["kms:Decrypt"]
+    assert _arn("PiiKey") in granted["kms:GenerateDataKey"]
+    assert not [a for a in granted if a.startswith(("sns:", "sqs:", "ses:"))], (
+        "the photo function tells nobody"
+    )
+    env = _environment(function("EmployeePhotoFunction"))
+    assert env["BLOODBANK_DOCUMENTS_BUCKET"] == bucket["BucketName"], (
+        "the bucket by name, as the role names it"
+    )
+
+    # The API signs the upload forms and the thumbnails' links, and announces profiles.
+    api = _granted(_role("GraphQLFunction")[1])
+    assert repr({"Fn::Sub": f"${{DocumentsBucket.Arn}}/{employees.UPLOADS_PREFIX}*"}) in api["s3:PutObject"]
+    assert (
+        repr({"Fn::Sub": f"${{DocumentsBucket.Arn}}/{employees.THUMBNAILS_PREFIX}*"}) in api["s3:GetObject"]
+    )
+    assert repr({"Ref": "EmployeeTopic"}) in api["sns:Publish"]
+    assert is_ref(_environment(function("GraphQLFunction"))["BLOODBANK_EMPLOYEE_TOPIC_ARN"], "EmployeeTopic")
+    lifecycle = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}["EmployeePhotoUploads"]
+    assert lifecycle["Prefix"] == employees.UPLOADS_PREFIX, "originals (with their metadata) do not stay"

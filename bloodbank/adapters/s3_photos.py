@@ -1,0 +1,107 @@
+"""Employee photos in the documents bucket: uploads read once, thumbnails written and linked.
+
+``read`` refuses an object larger than asked from its ``ContentLength`` before reading a byte of
+it, so an oversized upload costs no memory. Thumbnails are written under the bucket's KMS key and
+shown through presigned GETs inline (an ``<img>`` source), never cached by shared caches.
+
+Failures become DependencyUnavailable with the S3 error code only: no bucket name, no key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bloodbank.errors import DependencyUnavailable
+from bloodbank.ports import FileTooLarge, StoredFile
+
+_MISSING = ("NoSuchKey", "404", "NotFound")
+
+
+def _code(exc: Exception) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def _unavailable(action: str, exc: Exception) -> DependencyUnavailable:
+    return DependencyUnavailable(f"photo files could not {action}: {_code(exc) or type(exc).__name__}")
+
+
+class S3PhotoFiles:
+    """Implements ``PhotoFiles`` on S3. ``kms_key_id`` encrypts the thumbnails (as uploads are)."""
+
+    def __init__(self, client: Any, bucket: str, kms_key_id: str = "") -> None:
+        self._s3 = client
+        self._bucket = bucket
+        self._kms_key_id = kms_key_id
+
+    def read(self, key: str, max_bytes: int) -> StoredFile:
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise LookupError("no such upload") from None
+            raise _unavailable("read an upload", exc) from None
+        except BotoCoreError as exc:
+            raise _unavailable("read an upload", exc) from None
+        body = response["Body"]
+        try:
+            size = int(response.get("ContentLength") or 0)
+            if size > max_bytes:
+                raise FileTooLarge(size)
+            data = body.read(max_bytes + 1)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise _unavailable("read an upload to the end", exc) from None
+        finally:
+            body.close()
+        if len(data) > max_bytes:
+            raise FileTooLarge(len(data))
+        return StoredFile(data, str(response.get("ContentType") or ""))
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        extra: dict[str, str] = {"ServerSideEncryption": "aws:kms"}
+        if self._kms_key_id:
+            extra["SSEKMSKeyId"] = self._kms_key_id
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl="private, max-age=600",
+                **extra,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable("store a thumbnail", exc) from None
+
+    def url(self, key: str, expires_in: int) -> str:
+        try:
+            url = self._s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": "inline",
+                    "ResponseCacheControl": "private, max-age=600",
+                },
+                ExpiresIn=expires_in,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise _unavailable("sign a thumbnail link", exc) from None
+        return str(url)
+
+
+class UnconfiguredPhotoFiles:
+    """Stands in when no documents bucket is configured: every use fails as an unavailable dependency."""
+
+    def _fail(self) -> DependencyUnavailable:
+        return DependencyUnavailable("document storage is not configured (BLOODBANK_DOCUMENTS_BUCKET)")
+
+    def read(self, key: str, max_bytes: int) -> StoredFile:
+        raise self._fail()
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        raise self._fail()
+
+    def url(self, key: str, expires_in: int) -> str:
+        raise self._fail()
