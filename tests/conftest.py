@@ -276,6 +276,42 @@ def handler(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
     return module
 
 
+def s3_event(key: str, size: int, bucket: str, name: str = "ObjectCreated:Post") -> dict[str, Any]:
+    """What S3 sends Lambda for one new object: the key URL-encoded, as S3 does."""
+    import urllib.parse
+
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": REGION,
+                "eventTime": "2026-11-22T09:00:00.000Z",
+                "eventName": name,
+                "userIdentity": {"principalId": "AWS:AROAEXAMPLE:uploader"},
+                "requestParameters": {"sourceIPAddress": "203.0.113.7"},
+                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAt"},
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "uploads",
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
+                    "object": {
+                        "key": urllib.parse.quote_plus(key, safe="/"),
+                        "size": size,
+                        "eTag": "0123456789abcdef0123456789abcdef",
+                        "versionId": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+                        "sequencer": "0055AED6DCD90281E5",
+                    },
+                },
+            }
+        ]
+    }
+
+
 class Api:
     """GraphQL over real HTTP semantics (Starlette's test client) against the app."""
 

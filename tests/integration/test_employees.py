@@ -4,9 +4,7 @@ with real-shaped S3 events against moto's S3 in process."""
 
 from __future__ import annotations
 
-import importlib
 import io
-import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -31,7 +29,8 @@ from bloodbank.local import stack
 from bloodbank.ports import EmployeeRepository
 from bloodbank.storage import keys
 from bloodbank.storage.employees import DynamoEmployees
-from tests.conftest import CLIENT_ID, PAGE_SECRET, POOL_ID, REGION, World
+from tests.conftest import PAGE_SECRET, REGION, World
+from tests.conftest import s3_event as shared_s3_event
 from tests.unit.test_employee_photos import encoded, exif_with_gps, two_halves
 from tests.unit.test_employees import ADA_ID, ADMIN
 
@@ -164,37 +163,7 @@ def test_a_change_of_name_or_department_moves_the_profile_in_the_indexes(store: 
 
 # --- photos through the handler -------------------------------------------------------------------
 def s3_event(key: str, size: int, name: str = "ObjectCreated:Post") -> dict[str, Any]:
-    """What S3 sends Lambda for one new object, the key URL-encoded as S3 does."""
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventTime": "2026-11-22T09:00:00.000Z",
-                "eventName": name,
-                "userIdentity": {"principalId": "AWS:AROAEXAMPLE:uploader"},
-                "requestParameters": {"sourceIPAddress": "203.0.113.7"},
-                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAt"},
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "employee-photos",
-                    "bucket": {
-                        "name": BUCKET,
-                        "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                        "arn": f"arn:aws:s3:::{BUCKET}",
-                    },
-                    "object": {
-                        "key": urllib.parse.quote_plus(key, safe="/"),
-                        "size": size,
-                        "eTag": "0123456789abcdef0123456789abcdef",
-                        "versionId": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
-                        "sequencer": "0055AED6DCD90281E5",
-                    },
-                },
-            }
-        ]
-    }
+    return shared_s3_event(key, size, BUCKET, name)
 
 
 @dataclass
@@ -205,15 +174,7 @@ class S3World:
 
 
 @pytest.fixture
-def s3_world(monkeypatch: pytest.MonkeyPatch, world: World) -> Iterator[S3World]:
-    for name, value in {
-        "BLOODBANK_USER_POOL_ID": POOL_ID,
-        "BLOODBANK_USER_POOL_CLIENT_IDS": CLIENT_ID,
-        "BLOODBANK_PAGE_TOKEN_SECRET": PAGE_SECRET,
-        "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
-    }.items():
-        monkeypatch.setenv(name, value)
-    handler = sys.modules.get("handler") or importlib.import_module("handler")
+def s3_world(world: World, handler: ModuleType) -> Iterator[S3World]:
     with mock_aws():
         s3 = s3_client(None, REGION)
         s3.create_bucket(Bucket=BUCKET)
@@ -222,7 +183,6 @@ def s3_world(monkeypatch: pytest.MonkeyPatch, world: World) -> Iterator[S3World]
         service.files = S3PhotoFiles(s3, BUCKET, key_arn)
         service.uploads = S3DocumentStore(s3, BUCKET, key_arn)
         service.bucket = BUCKET
-        monkeypatch.setattr(handler, "container", world.container)
         service.create(ADA_ID, {"email": "ada@example.org", "first_name": "Ada", "last_name": "Okafor"})
         yield S3World(world, handler, s3)
 

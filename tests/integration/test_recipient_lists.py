@@ -3,10 +3,7 @@ import from S3 (moto, in process) through ``handler.import_recipients`` with rea
 
 from __future__ import annotations
 
-import importlib
 import io
-import sys
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -30,7 +27,8 @@ from bloodbank.local import stack
 from bloodbank.ports import EmailTemplates, RecipientLists
 from bloodbank.storage.recipients import DynamoRecipientLists
 from bloodbank.storage.templates import DynamoEmailTemplates
-from tests.conftest import CLIENT_ID, PAGE_SECRET, POOL_ID, REGION, World
+from tests.conftest import PAGE_SECRET, REGION, World
+from tests.conftest import s3_event as shared_s3_event
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -149,37 +147,7 @@ BUCKET = "bloodbank-docs-test"
 
 
 def s3_event(key: str, size: int, bucket: str = BUCKET, name: str = "ObjectCreated:Post") -> dict[str, Any]:
-    """What S3 sends Lambda for one new object: the key URL-encoded, as S3 does."""
-    return {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventTime": "2026-11-22T09:00:00.000Z",
-                "eventName": name,
-                "userIdentity": {"principalId": "AWS:AROAEXAMPLE:uploader"},
-                "requestParameters": {"sourceIPAddress": "203.0.113.7"},
-                "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAt"},
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "configurationId": "recipient-uploads",
-                    "bucket": {
-                        "name": bucket,
-                        "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
-                        "arn": f"arn:aws:s3:::{bucket}",
-                    },
-                    "object": {
-                        "key": urllib.parse.quote_plus(key, safe="/"),
-                        "size": size,
-                        "eTag": "0123456789abcdef0123456789abcdef",
-                        "versionId": "096fKKXTRTtl3on89fVO.nfljtsv6qko",
-                        "sequencer": "0055AED6DCD90281E5",
-                    },
-                },
-            }
-        ]
-    }
+    return shared_s3_event(key, size, bucket, name)
 
 
 @dataclass
@@ -190,15 +158,7 @@ class S3World:
 
 
 @pytest.fixture
-def s3_world(monkeypatch: pytest.MonkeyPatch, world: World) -> Iterator[S3World]:
-    for name, value in {
-        "BLOODBANK_USER_POOL_ID": POOL_ID,
-        "BLOODBANK_USER_POOL_CLIENT_IDS": CLIENT_ID,
-        "BLOODBANK_PAGE_TOKEN_SECRET": PAGE_SECRET,
-        "BLOODBANK_PII_KEY_ID": "alias/bloodbank-pii",
-    }.items():
-        monkeypatch.setenv(name, value)
-    handler = sys.modules.get("handler") or importlib.import_module("handler")
+def s3_world(world: World, handler: ModuleType) -> Iterator[S3World]:
     with mock_aws():
         s3 = s3_client(None, REGION)
         s3.create_bucket(Bucket=BUCKET)
@@ -207,7 +167,6 @@ def s3_world(monkeypatch: pytest.MonkeyPatch, world: World) -> Iterator[S3World]
         service.files = S3RecipientFiles(s3, BUCKET, key_arn, chunk_bytes=4096)
         service.uploads = S3DocumentStore(s3, BUCKET, key_arn)
         service.bucket = BUCKET
-        monkeypatch.setattr(handler, "container", world.container)
         yield S3World(world, handler, s3)
 
 
