@@ -145,7 +145,7 @@ def import_recipients(event: dict[str, Any], context: Any) -> dict[str, int]:
     dependency failure (DynamoDB, S3) raises, so that Lambda retries the event; the retry's import
     is idempotent (members keyed by address, counts from the whole file).
     """
-    from bloodbank.adapters.s3_recipients import created_objects
+    from bloodbank.adapters.s3_objects import created_objects
 
     totals = {"READY": 0, "FAILED": 0, "skipped": 0}
     for found in created_objects(event):
@@ -211,7 +211,7 @@ def process_employee_photo(event: dict[str, Any], context: Any) -> dict[str, int
     mend it. A dependency failure (DynamoDB, S3) raises, so that Lambda retries the event; the retry
     of an upload already recorded is skipped.
     """
-    from bloodbank.adapters.s3_recipients import created_objects
+    from bloodbank.adapters.s3_objects import created_objects
 
     totals = {"ACCEPTED": 0, "REJECTED": 0, "skipped": 0}
     for found in created_objects(event):

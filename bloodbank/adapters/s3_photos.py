@@ -13,18 +13,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bloodbank.adapters.s3_objects import encryption, error_code, get_object, presigned_get
 from bloodbank.errors import DependencyUnavailable
 from bloodbank.ports import FileTooLarge, StoredFile
 
-_MISSING = ("NoSuchKey", "404", "NotFound")
-
-
-def _code(exc: Exception) -> str:
-    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
-
 
 def _unavailable(action: str, exc: Exception) -> DependencyUnavailable:
-    return DependencyUnavailable(f"photo files could not {action}: {_code(exc) or type(exc).__name__}")
+    return DependencyUnavailable(f"photo files could not {action}: {error_code(exc) or type(exc).__name__}")
 
 
 class S3PhotoFiles:
@@ -36,14 +31,7 @@ class S3PhotoFiles:
         self._kms_key_id = kms_key_id
 
     def read(self, key: str, max_bytes: int) -> StoredFile:
-        try:
-            response = self._s3.get_object(Bucket=self._bucket, Key=key)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                raise LookupError("no such upload") from None
-            raise _unavailable("read an upload", exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable("read an upload", exc) from None
+        response = get_object(self._s3, self._bucket, key, _unavailable)
         body = response["Body"]
         try:
             size = int(response.get("ContentLength") or 0)
@@ -59,9 +47,6 @@ class S3PhotoFiles:
         return StoredFile(data, str(response.get("ContentType") or ""))
 
     def write(self, key: str, data: bytes, content_type: str) -> None:
-        extra: dict[str, str] = {"ServerSideEncryption": "aws:kms"}
-        if self._kms_key_id:
-            extra["SSEKMSKeyId"] = self._kms_key_id
         try:
             self._s3.put_object(
                 Bucket=self._bucket,
@@ -69,26 +54,23 @@ class S3PhotoFiles:
                 Body=data,
                 ContentType=content_type,
                 CacheControl="private, max-age=600",
-                **extra,
+                **encryption(self._kms_key_id),
             )
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable("store a thumbnail", exc) from None
 
     def url(self, key: str, expires_in: int) -> str:
         try:
-            url = self._s3.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self._bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": "inline",
-                    "ResponseCacheControl": "private, max-age=600",
-                },
-                ExpiresIn=expires_in,
+            return presigned_get(
+                self._s3,
+                self._bucket,
+                key,
+                expires_in,
+                disposition="inline",
+                cache_control="private, max-age=600",
             )
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable("sign a thumbnail link", exc) from None
-        return str(url)
 
 
 class UnconfiguredPhotoFiles:

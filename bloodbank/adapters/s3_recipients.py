@@ -9,24 +9,21 @@ Failures become DependencyUnavailable with the S3 error code only: no bucket nam
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import IO, Any
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bloodbank.adapters.s3_objects import encryption, error_code, get_object, presigned_get
 from bloodbank.errors import DependencyUnavailable
 
 CHUNK_BYTES = 1024 * 1024
-_MISSING = ("NoSuchKey", "404", "NotFound")
-
-
-def _code(exc: Exception) -> str:
-    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
 
 
 def _unavailable(action: str, exc: Exception) -> DependencyUnavailable:
-    return DependencyUnavailable(f"recipient files could not {action}: {_code(exc) or type(exc).__name__}")
+    code = error_code(exc) or type(exc).__name__
+    return DependencyUnavailable(f"recipient files could not {action}: {code}")
 
 
 class S3RecipientFiles:
@@ -41,15 +38,7 @@ class S3RecipientFiles:
         self._chunk_bytes = chunk_bytes
 
     def open(self, key: str) -> Iterator[bytes]:
-        try:
-            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                raise LookupError("no such upload") from None
-            raise _unavailable("read an upload", exc) from None
-        except BotoCoreError as exc:
-            raise _unavailable("read an upload", exc) from None
-        return self._chunks(body)
+        return self._chunks(get_object(self._s3, self._bucket, key, _unavailable)["Body"])
 
     def _chunks(self, body: Any) -> Iterator[bytes]:
         try:
@@ -61,9 +50,7 @@ class S3RecipientFiles:
             body.close()
 
     def save(self, key: str, body: IO[bytes], content_type: str) -> None:
-        extra = {"ContentType": content_type, "ServerSideEncryption": "aws:kms"}
-        if self._kms_key_id:
-            extra["SSEKMSKeyId"] = self._kms_key_id
+        extra = {"ContentType": content_type, **encryption(self._kms_key_id)}
         try:
             self._s3.upload_fileobj(body, self._bucket, key, ExtraArgs=extra)
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
@@ -71,19 +58,16 @@ class S3RecipientFiles:
 
     def download_url(self, key: str, expires_in: int) -> str:
         try:
-            url = self._s3.generate_presigned_url(
-                "get_object",
-                Params={
-                    "Bucket": self._bucket,
-                    "Key": key,
-                    "ResponseContentDisposition": "attachment",
-                    "ResponseCacheControl": "private, no-store",
-                },
-                ExpiresIn=expires_in,
+            return presigned_get(
+                self._s3,
+                self._bucket,
+                key,
+                expires_in,
+                disposition="attachment",
+                cache_control="private, no-store",
             )
         except (BotoCoreError, ClientError) as exc:
             raise _unavailable("sign a download", exc) from None
-        return str(url)
 
 
 class UnconfiguredRecipientFiles:
@@ -100,19 +84,3 @@ class UnconfiguredRecipientFiles:
 
     def download_url(self, key: str, expires_in: int) -> str:
         raise self._fail()
-
-
-def created_objects(event: Mapping[str, Any]) -> list[tuple[str, str] | None]:
-    """(bucket, key) of each ``ObjectCreated`` record of an S3 event notification, None for any other
-    record. Keys arrive URL-encoded (a space as ``+``) and are decoded here."""
-    from urllib.parse import unquote_plus
-
-    found: list[tuple[str, str] | None] = []
-    for record in event.get("Records", []):
-        s3 = record.get("s3") if isinstance(record, dict) else None
-        if not isinstance(s3, dict) or not str(record.get("eventName", "")).startswith("ObjectCreated:"):
-            found.append(None)
-            continue
-        bucket = str((s3.get("bucket") or {}).get("name") or "")
-        found.append((bucket, unquote_plus(str((s3.get("object") or {}).get("key") or ""))))
-    return found

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bloodbank.adapters.s3_recipients import created_objects
+from bloodbank.adapters.s3_objects import created_objects
 from bloodbank.bootstrap import Container
 
 log = logging.getLogger("bloodbank.local.workers")
