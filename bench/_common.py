@@ -494,3 +494,57 @@ def print_profile(profiler: Any, requests: int, top: int = 25) -> None:
     print("\nOwn time by package, per request:")
     for package, tottime in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {tottime / requests * 1e6:8.0f} us  {tottime / total:5.0%}  {package}")
+
+
+# --- shared set-ups -------------------------------------------------------------------------------
+def count_aws_calls(counter: Any, service: str | None = None) -> None:
+    """Count every botocore API call of this process into ``counter`` (a Counter): by operation when
+    ``service`` is given (only that service's), else as ``service:operation``."""
+    import botocore.client
+
+    original = botocore.client.BaseClient._make_api_call
+
+    def counting(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        name = self.meta.service_model.service_name
+        if service is None:
+            counter[f"{name}:{operation_name}"] += 1
+        elif name == service:
+            counter[operation_name] += 1
+        return original(self, operation_name, api_params)
+
+    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+
+
+def fake_container(settings: Any, key: SigningKey, **overrides: Any) -> Any:
+    """The app's container with in-memory fakes behind the ports (what is measured is the API and the
+    services), the bench's signing key trusted; ``overrides`` go to ``build_container``."""
+    from bloodbank.bootstrap import build_container
+    from bloodbank.cursor import CursorCodec
+    from bloodbank.fakes import (
+        InMemoryDirectory,
+        InMemoryDonations,
+        InMemoryDonorRepository,
+        InMemoryInventory,
+        InMemoryNotificationLedger,
+        RecordingAlertPublisher,
+        RecordingNotifier,
+        StaticKeySet,
+    )
+    from bloodbank.local import seed
+
+    directory = InMemoryDirectory(site_list=list(seed.SITES), hospital_list=list(seed.HOSPITALS))
+    cursors = CursorCodec(settings.page_token_secret)
+    donors = InMemoryDonorRepository(directory, cursors)
+    donations = InMemoryDonations(donors, cursors)
+    parts: dict[str, Any] = {
+        "donors": donors,
+        "directory": directory,
+        "donations": donations,
+        "inventory": InMemoryInventory(donations, cursors),
+        "alert_publisher": RecordingAlertPublisher(),
+        "notifier": RecordingNotifier(),
+        "ledger": InMemoryNotificationLedger(),
+        "key_source": StaticKeySet({"keys": [key.public_jwk]}),
+        "probes": [],
+    }
+    return build_container(settings, **{**parts, **overrides})

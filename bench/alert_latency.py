@@ -31,43 +31,12 @@ def main() -> None:
 
     from starlette.testclient import TestClient
 
-    from bloodbank.bootstrap import build_container
-    from bloodbank.cursor import CursorCodec
-    from bloodbank.fakes import (
-        FixedClock,
-        InMemoryDirectory,
-        InMemoryDonations,
-        InMemoryDonorRepository,
-        InMemoryInventory,
-        InMemoryNotificationLedger,
-        RecordingAlertPublisher,
-        RecordingNotifier,
-        SequentialIds,
-        StaticKeySet,
-    )
-    from bloodbank.local import seed
+    from bloodbank.fakes import FixedClock, SequentialIds
     from bloodbank.server import create_app
 
     key = c.new_signing_key()
     settings = c.bench_settings()
-    directory = InMemoryDirectory(site_list=list(seed.SITES), hospital_list=list(seed.HOSPITALS))
-    cursors = CursorCodec(settings.page_token_secret)
-    donors = InMemoryDonorRepository(directory, cursors)
-    donations = InMemoryDonations(donors, cursors)
-    container = build_container(
-        settings,
-        donors=donors,
-        directory=directory,
-        donations=donations,
-        inventory=InMemoryInventory(donations, cursors),
-        alert_publisher=RecordingAlertPublisher(),
-        notifier=RecordingNotifier(),
-        ledger=InMemoryNotificationLedger(),
-        key_source=StaticKeySet({"keys": [key.public_jwk]}),
-        clock=FixedClock(),
-        new_id=SequentialIds("bench"),
-        probes=[],
-    )
+    container = c.fake_container(settings, key, clock=FixedClock(), new_id=SequentialIds("bench"))
     staff, admin = c.sign_token(key, "Staff"), c.sign_token(key, "Admins")
     mutation = """mutation($site: ID!, $par: Int!) { setStockThreshold(input: {siteId: $site,
         bloodGroup: O_NEG, component: RED_CELLS, parLevel: $par}) { status } }"""

@@ -68,16 +68,8 @@ def main() -> None:
     )
     c.use_local_aws_env()
 
-    import botocore.client
-
     calls: Counter[str] = Counter()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        calls[f"{self.meta.service_model.service_name}:{operation_name}"] += 1
-        return original(self, operation_name, api_params)
-
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    c.count_aws_calls(calls)
 
     from bloodbank.local import engines
 

@@ -45,8 +45,6 @@ class Counters:
 
 def install_counters(binding: Any) -> tuple[Counters, int]:
     """Hooks on the binding's clients, and a process-wide count of DynamoDB API calls."""
-    import botocore.client
-
     counters = Counters()
 
     def on_call(model: Any, **_: Any) -> None:
@@ -66,14 +64,7 @@ def install_counters(binding: Any) -> tuple[Counters, int]:
         client.meta.events.register("before-call.dynamodb", on_call)
         client.meta.events.register("before-send.dynamodb", on_send)
 
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb":
-            counters.everywhere[operation_name] += 1
-        return original(self, operation_name, api_params)
-
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    c.count_aws_calls(counters.everywhere, "dynamodb")
     return counters, len(seen)
 
 

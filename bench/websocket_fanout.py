@@ -19,7 +19,6 @@ import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
 import _common as c
 
@@ -40,39 +39,18 @@ def main() -> None:
     c.print_header("websocket_fanout: one alert to stored subscriptions (DynamoDB Local)", args.quick)
     c.use_local_aws_env()
 
-    import botocore.client
-
-    from bloodbank.bootstrap import build_container
-    from bloodbank.cursor import CursorCodec
     from bloodbank.domain.alerts import AlertFilter, ShortageAlert
     from bloodbank.domain.blood import BloodGroup, Component
     from bloodbank.domain.identity import Group
     from bloodbank.domain.inventory import StockStatus
     from bloodbank.domain.subscriptions import KEEP_ITEMS, Connection, StoredSubscription, Subscriber
-    from bloodbank.fakes import (
-        InMemoryDirectory,
-        InMemoryDonations,
-        InMemoryDonorRepository,
-        InMemoryInventory,
-        InMemoryNotificationLedger,
-        RecordingAlertPublisher,
-        RecordingNotifier,
-        RecordingPoster,
-        StaticKeySet,
-    )
+    from bloodbank.fakes import RecordingPoster
     from bloodbank.local import seed, stack
     from bloodbank.storage.connections import DynamoConnections
     from bloodbank.websocket import ApiGatewaySubscriptions
 
     calls: Counter[str] = Counter()
-    original = botocore.client.BaseClient._make_api_call
-
-    def counting(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb":
-            calls[operation_name] += 1
-        return original(self, operation_name, api_params)
-
-    botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
+    c.count_aws_calls(calls, "dynamodb")
 
     with c.workdir("ws") as wd, c.dynamodb_local(wd) as ddb_url:
         binding = stack.open_table(ddb_url, "us-east-1", f"bench-{uuid.uuid4().hex[:8]}")
@@ -80,24 +58,7 @@ def main() -> None:
         poster = RecordingPoster()
         key = c.new_signing_key()
         settings = c.bench_settings()
-        directory = InMemoryDirectory(site_list=list(seed.SITES), hospital_list=list(seed.HOSPITALS))
-        cursors = CursorCodec(settings.page_token_secret)
-        donors = InMemoryDonorRepository(directory, cursors)
-        donations = InMemoryDonations(donors, cursors)
-        container = build_container(
-            settings,
-            donors=donors,
-            directory=directory,
-            donations=donations,
-            inventory=InMemoryInventory(donations, cursors),
-            alert_publisher=RecordingAlertPublisher(),
-            notifier=RecordingNotifier(),
-            ledger=InMemoryNotificationLedger(),
-            key_source=StaticKeySet({"keys": [key.public_jwk]}),
-            connections=store,
-            poster=poster,
-            probes=[],
-        )
+        container = c.fake_container(settings, key, connections=store, poster=poster)
         fan_out = ApiGatewaySubscriptions(container)
         now = datetime.now(UTC)
         sites = [s.id for s in seed.SITES]
