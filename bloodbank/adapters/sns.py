@@ -34,6 +34,19 @@ def _subject(subject: str) -> str:
     return one_line[:MAX_SUBJECT_CHARS] or "Message from your blood service"
 
 
+def _publish(client: Any, request: dict[str, Any], what: str) -> dict[str, Any]:
+    """SNS Publish; a refusal or an outage is DependencyUnavailable naming ``what`` and the error
+    code only (never the message, a phone number or an address)."""
+    try:
+        response: dict[str, Any] = client.publish(**request)
+    except ClientError as exc:
+        code = _CODE.sub("", str(exc.response.get("Error", {}).get("Code", "Unknown")))[:64]
+        raise DependencyUnavailable(f"SNS refused the {what}: {code}") from None
+    except (BotoCoreError, OSError) as exc:
+        raise DependencyUnavailable(f"SNS unreachable, {what} not sent: {type(exc).__name__}") from None
+    return response
+
+
 class SnsNotifier:
     """Implements ``Notifier``. ``client`` is a boto3 SNS client; ``topic_arn`` the donor topic
     ("" if e-mail is not configured: then e-mail sends fail as unavailable). ``sender_id`` is the
@@ -71,15 +84,7 @@ class SnsNotifier:
         channel = message.channel.value
         if message.channel is Channel.EMAIL and not self._topic_arn:
             raise DependencyUnavailable("SNS donor topic is not configured: e-mail notification not sent")
-        try:
-            response = self._client.publish(**self.request(message))
-        except ClientError as exc:
-            code = _CODE.sub("", str(exc.response.get("Error", {}).get("Code", "Unknown")))[:64]
-            raise DependencyUnavailable(f"SNS refused the {channel} notification: {code}") from None
-        except (BotoCoreError, OSError) as exc:
-            raise DependencyUnavailable(
-                f"SNS unreachable, {channel} notification not sent: {type(exc).__name__}"
-            ) from None
+        response = _publish(self._client, self.request(message), f"{channel} notification")
         return str(response["MessageId"])
 
 
@@ -126,15 +131,7 @@ class SnsAlertPublisher:
     def publish(self, alert: ShortageAlert) -> None:
         if not self._topic_arn:
             return  # no topic configured: subscriptions still hear of it
-        try:
-            self._client.publish(**self.request(alert))
-        except ClientError as exc:
-            code = _CODE.sub("", str(exc.response.get("Error", {}).get("Code", "Unknown")))[:64]
-            raise DependencyUnavailable(f"SNS refused the shortage alert: {code}") from None
-        except (BotoCoreError, OSError) as exc:
-            raise DependencyUnavailable(
-                f"SNS unreachable, shortage alert not sent: {type(exc).__name__}"
-            ) from None
+        _publish(self._client, self.request(alert), "shortage alert")
 
 
 class SnsEmployeeEvents:
@@ -161,12 +158,4 @@ class SnsEmployeeEvents:
     def publish(self, event: EmployeeEvent) -> None:
         if not self._topic_arn:
             return  # no topic configured: nobody is listening
-        try:
-            self._client.publish(**self.request(event))
-        except ClientError as exc:
-            code = _CODE.sub("", str(exc.response.get("Error", {}).get("Code", "Unknown")))[:64]
-            raise DependencyUnavailable(f"SNS refused the employee event: {code}") from None
-        except (BotoCoreError, OSError) as exc:
-            raise DependencyUnavailable(
-                f"SNS unreachable, employee event not sent: {type(exc).__name__}"
-            ) from None
+        _publish(self._client, self.request(event), "employee event")
