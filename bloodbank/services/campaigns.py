@@ -22,11 +22,11 @@ import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from bloodbank.domain import deliveries as ledger
 from bloodbank.domain import email_templates, suppression
@@ -77,6 +77,7 @@ from bloodbank.ports import (
 from bloodbank.services.pacing import Pacer, send_with_backoff
 
 log = logging.getLogger("bloodbank.campaigns")
+T = TypeVar("T")
 
 Member = tuple[str, Mapping[str, str]]  # (normalized address, template values)
 Segments = Callable[[SegmentAudience, str | None, int], tuple[list[Member], str | None]]
@@ -340,15 +341,10 @@ class CampaignService:
         if campaign is None or campaign.status is not CampaignStatus.SENDING:
             return
         self._reclaim_stale(campaign_id)
-        batch: list[str] = []
-        token: str | None = None
-        while True:
-            page = self.deliveries.by_stage(campaign_id, Stage.QUEUED, 1000, token)
-            for delivery in page.items:
-                batch.append(delivery.recipient)
-            token = page.next_token
-            if token is None:
-                break
+        batch = [
+            d.recipient
+            for d in every(lambda token: self.deliveries.by_stage(campaign_id, Stage.QUEUED, 1000, token))
+        ]
         if batch:
             self.queue.send(send_jobs(campaign_id, batch))
         if not campaign.materialized:
@@ -372,15 +368,12 @@ class CampaignService:
     def _reclaim_stale(self, campaign_id: str) -> int:
         now = self.clock()
         reclaimed = 0
-        token: str | None = None
-        while True:
-            page = self.deliveries.by_stage(campaign_id, Stage.SENDING, 1000, token)
-            for delivery in page.items:
-                if self._change(delivery, lambda d: ledger.reclaim(d, now)):
-                    reclaimed += 1
-            token = page.next_token
-            if token is None:
-                return reclaimed
+        for delivery in every(
+            lambda token: self.deliveries.by_stage(campaign_id, Stage.SENDING, 1000, token)
+        ):
+            if self._change(delivery, lambda d: ledger.reclaim(d, now)):
+                reclaimed += 1
+        return reclaimed
 
     # --- sending ----------------------------------------------------------------------------------
     def send_batch(self, campaign_id: str, recipients: Sequence[str]) -> None:
@@ -562,23 +555,18 @@ class CampaignService:
             elif self._move_quietly(campaign, CampaignStatus.SENDING) is not None:
                 self.queue.send([materialize_job(campaign.id, 0, None)])
                 started += 1
-        token: str | None = None
-        while True:
-            page = self.campaigns.campaigns(CampaignStatus.SENDING, 100, token)
-            for campaign in page.items:
-                if campaign.expired(now):
-                    self._move_quietly(campaign, CampaignStatus.EXPIRED, finished_at=now)
-                    expired += 1
-                    continue
-                count = self._reclaim_stale(campaign.id)
-                if count:
-                    reclaimed += count
-                    self.queue.send([requeue_job(campaign.id)])
-                else:
-                    self._finish_if_done(campaign.id)
-            token = page.next_token
-            if token is None:
-                break
+        sending = every(lambda token: self.campaigns.campaigns(CampaignStatus.SENDING, 100, token))
+        for campaign in sending:
+            if campaign.expired(now):
+                self._move_quietly(campaign, CampaignStatus.EXPIRED, finished_at=now)
+                expired += 1
+                continue
+            count = self._reclaim_stale(campaign.id)
+            if count:
+                reclaimed += count
+                self.queue.send([requeue_job(campaign.id)])
+            else:
+                self._finish_if_done(campaign.id)
         return {"started": started, "expired": expired, "reclaimed": reclaimed}
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -643,6 +631,17 @@ class CampaignService:
     def _allowed(self, identity: Identity) -> None:
         if not may_run_campaigns(identity):
             raise Forbidden("Only blood service staff run campaigns")
+
+
+def every(read: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Every item of a paged list: ``read(next_token)`` page after page, from the first."""
+    token: str | None = None
+    while True:
+        page = read(token)
+        yield from page.items
+        token = page.next_token
+        if token is None:
+            return
 
 
 # --- jobs -------------------------------------------------------------------------------------------

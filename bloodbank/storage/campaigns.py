@@ -14,7 +14,7 @@ recipient's stage once, whatever retries and duplicates happen.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -377,13 +377,6 @@ class DynamoDeliveries:
             index, partition = "gsi1", keys.deliveries_by_stage_partition(campaign_id, stage.value)
         items, token = _page(self._cursors, index, partition, limit, next_token, scope)
         return Page([to_delivery(i) for i in items if isinstance(i, DeliveryItem)], token)
-
-    def every(self, campaign_id: str, stage: Stage) -> Iterator[Delivery]:
-        """Every recipient in one stage, page after page (the stale-claim sweep, resuming)."""
-        partition = keys.deliveries_by_stage_partition(campaign_id, stage.value)
-        for item in TableItem.gsi1.query(partition):
-            if isinstance(item, DeliveryItem):
-                yield to_delivery(item)
 
 
 def _page(
