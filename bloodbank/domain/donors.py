@@ -252,15 +252,7 @@ def validate_new(values: Mapping[str, object], prefix: str = "input.") -> DonorD
     """Check every field of a registration at once, reporting all problems together."""
     unknown = set(values) - set(_CLIENT_NAMES)
     assert not unknown, f"unknown donor fields {unknown}"
-    missing = [
-        FieldProblem(f"{prefix}{_CLIENT_NAMES[n]}", "is required") for n in REQUIRED if n not in values
-    ]
-    try:
-        cleaned = _clean(values, prefix)
-    except BadUserInput as bad:
-        raise BadUserInput.of([*missing, *bad.problems]) from None
-    if missing:
-        raise BadUserInput.of(missing)
+    cleaned = text.with_required(values, prefix, REQUIRED, _CLIENT_NAMES, _clean)
     return DonorDetails(
         first_name=str(cleaned["first_name"]),
         last_name=str(cleaned["last_name"]),

@@ -209,16 +209,7 @@ def _clean(values: Mapping[str, object], prefix: str) -> dict[str, object]:
 
 def validate_new(values: Mapping[str, object], prefix: str = "input.") -> dict[str, object]:
     """Every field of a new profile checked at once; all problems reported together."""
-    missing = [
-        FieldProblem(f"{prefix}{_CLIENT_NAMES[n]}", "is required") for n in REQUIRED if n not in values
-    ]
-    try:
-        cleaned = _clean(values, prefix)
-    except BadUserInput as bad:
-        raise BadUserInput.of([*missing, *bad.problems]) from None
-    if missing:
-        raise BadUserInput.of(missing)
-    return cleaned
+    return text.with_required(values, prefix, REQUIRED, _CLIENT_NAMES, _clean)
 
 
 def validate_changes(values: Mapping[str, object], prefix: str = "input.") -> dict[str, object]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable, Collection, Mapping
 
-from bloodbank.errors import FieldProblem
+from bloodbank.errors import BadUserInput, FieldProblem
 
 MAX_NAME_LENGTH = 100
 MAX_EMAIL_LENGTH = 254
@@ -91,3 +92,22 @@ def sort_form(value: str) -> str:
         ch for ch in unicodedata.normalize("NFKD", value) if not unicodedata.combining(ch)
     ).casefold()
     return " ".join("".join(ch for ch in stripped if ch.isalnum() or ch.isspace()).split())
+
+
+def with_required(
+    values: Mapping[str, object],
+    prefix: str,
+    required: Collection[str],
+    client_names: Mapping[str, str],
+    clean: Callable[[Mapping[str, object], str], dict[str, object]],
+) -> dict[str, object]:
+    """``clean(values, prefix)`` of a new record, with the missing required fields reported in the
+    same BadUserInput as the bad ones (all problems at once)."""
+    missing = [FieldProblem(f"{prefix}{client_names[n]}", "is required") for n in required if n not in values]
+    try:
+        cleaned = clean(values, prefix)
+    except BadUserInput as bad:
+        raise BadUserInput.of([*missing, *bad.problems]) from None
+    if missing:
+        raise BadUserInput.of(missing)
+    return cleaned
