@@ -48,6 +48,7 @@ from bloodbank.domain.subscriptions import (
     valid_subscription_id,
 )
 from bloodbank.errors import AppError, Unauthenticated
+from bloodbank.ports import ConnectionPoster, ConnectionStore
 from bloodbank.realtime import (
     ERROR_CODES,
     SUBPROTOCOL,
@@ -108,11 +109,11 @@ class ApiGatewaySubscriptions:
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     @property
-    def store(self) -> Any:
+    def store(self) -> ConnectionStore:
         return self.container.connections
 
     @property
-    def poster(self) -> Any:
+    def poster(self) -> ConnectionPoster:
         return self.container.poster
 
     # --- the WebSocket API's routes --------------------------------------------------------------
