@@ -1,14 +1,11 @@
-#!/usr/bin/env bash
-# The first page of donors of a site, as staff. Usage: list-donors.sh [site-id]
-set -euo pipefail
-here=$(cd "$(dirname "$0")/../.." && pwd)
-api=${BLOODBANK_API:-http://127.0.0.1:8000/graphql}
-token=${TOKEN:-$("$here/.venv/bin/bloodbank" token --as staff)}
+#!/bin/sh
+# The first page of donors of a site, as staff (POSIX sh + curl). Usage: list-donors.sh [site-id]
+set -eu
+role=staff
+# shellcheck source=graphql.sh source-path=SCRIPTDIR
+. "$(dirname "$0")/graphql.sh"
 site=${1:-site-north}
+only_word site "$site"
+# shellcheck disable=SC2016 # GraphQL variables, not shell ones
 query='query($site: ID!) { listDonors(filter: {siteId: {eq: $site}}, limit: 5) { items { id lastName bloodGroup } nextToken } }'
-body=$(printf '{"query": %s, "variables": {"site": "%s"}}' "$(printf '%s' "$query" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')" "$site")
-curl --silent --show-error --fail-with-body "$api" \
-  -H "Authorization: $token" \
-  -H 'content-type: application/json' \
-  --data "$body"
-echo
+graphql "{\"query\": \"$query\", \"variables\": {\"site\": \"$site\"}}"

@@ -1,19 +1,25 @@
 """Count donors by blood group, paging through listDonors with nextToken (Python, httpx).
 
-Run against the local stack: .venv/bin/python client-examples/python/donors_by_group.py
+Run against the local stack (as the demo staff user):
+
+    .venv/bin/python client-examples/python/donors_by_group.py
+
+BLOODBANK_API (default http://127.0.0.1:8000/graphql) and TOKEN (a Cognito access token; default the
+local stack's staff user) point it elsewhere. Errors are shown by ``extensions.code``; throttling and
+network failures are retried with backoff by ``bloodbank_client`` (next to this file).
+Exit codes: 0 done, 1 the API refused (the code says why), 3 not signed in (UNAUTHENTICATED), 5 the
+API could not be reached (after retries).
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import subprocess
 import sys
-from pathlib import Path
 
-import httpx
+from bloodbank_client import DEFAULT_API, ApiError, BloodbankClient, can_refresh_token, token_from_env
 
-API = os.environ.get("BLOODBANK_API", "http://127.0.0.1:8000/graphql")
+API = os.environ.get("BLOODBANK_API", DEFAULT_API)
 QUERY = """
 query Page($nextToken: String) {
   listDonors(limit: 100, nextToken: $nextToken) { items { bloodGroup } nextToken }
@@ -21,33 +27,29 @@ query Page($nextToken: String) {
 """
 
 
-def token() -> str:
-    if os.environ.get("TOKEN"):
-        return os.environ["TOKEN"]
-    cli = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "bloodbank"
-    return subprocess.run(
-        [cli, "token", "--as", "staff"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def main() -> int:
     counts: collections.Counter[str] = collections.Counter()
-    headers = {"Authorization": token()}
-    next_token = None
-    with httpx.Client(timeout=10) as client:
-        while True:
-            body = client.post(
-                API, json={"query": QUERY, "variables": {"nextToken": next_token}}, headers=headers
-            ).json()
-            if body.get("errors"):
-                error = body["errors"][0]
-                print(f"{error['extensions']['code']}: {error['message']}", file=sys.stderr)
-                return 1
-            page = body["data"]["listDonors"]
-            counts.update(d["bloodGroup"] or "UNTYPED" for d in page["items"])
-            next_token = page["nextToken"]
-            if next_token is None:
-                break
+    tokens = token_from_env("staff")
+    try:
+        with BloodbankClient(
+            API,
+            tokens(),
+            token_provider=tokens if can_refresh_token() else None,
+            log=lambda line: print(line, file=sys.stderr),
+        ) as client:
+            next_token = None
+            while True:
+                page = client.execute(QUERY, {"nextToken": next_token})["listDonors"]
+                counts.update(d["bloodGroup"] or "UNTYPED" for d in page["items"])
+                next_token = page["nextToken"]
+                if next_token is None:
+                    break
+    except ApiError as error:
+        print(error, file=sys.stderr)
+        if error.code == "UNAUTHENTICATED":
+            print("Sign in again: TOKEN must be a current Cognito access token", file=sys.stderr)
+            return 3
+        return 5 if error.retryable else 1
     for group, count in sorted(counts.items()):
         print(f"{group:8} {count}")
     print(f"{'total':8} {sum(counts.values())}")
