@@ -58,7 +58,14 @@ FUNCTION_TYPES = {"AWS::Serverless::Function", "AWS::Lambda::Function"}
 RESOURCE_STAR_ALLOWED = {
     "SmsToPhoneNumbers": ["sns:Publish"],  # an SMS to a phone number has no ARN
     "SendQuota": ["ses:GetSendQuota"],  # no resource-level permissions
+    "XRayTraces": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],  # trace segments have no ARN
 }
+# Variables that aws-lambda-powertools reads (not Settings): the metrics' namespace and service dimension.
+POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+# The one Deny a function role may hold: audit records (pk AUDIT#...) are append-only.
+AUDIT_DENY_SID = "AuditRecordsAreAppendOnly"
+# What a Lambda event source mapping calls to read a DynamoDB stream (on the stream's ARN, not the table).
+STREAM_ACTIONS = {"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"}
 # What each handler calls on the table (bloodbank/storage/ACCESS_PATTERNS.md). TransactWriteItems is
 # authorized per item: PutItem, UpdateItem, DeleteItem, ConditionCheckItem. A role shared by several
 # functions must grant the union. A new function's handler goes here, with what it calls.
@@ -116,6 +123,8 @@ TABLE_OPERATIONS = {
     },
     # The profile: a consistent GetItem, then a PutItem conditional on its version (E3).
     "handler.process_employee_photo": {"GetItem", "PutItem"},
+    # The table's stream only (STREAM_ACTIONS, on the stream's ARN): no item of the table.
+    "handler.watch_audit_records": set(),
 }
 # Handlers that touch table items only: their role reaches the table, its key and their logs, no more
 # (no donors' personal-data key, documents or notifications), and grants exactly TABLE_OPERATIONS.
@@ -189,14 +198,30 @@ def props(resource: dict[str, Any]) -> dict[str, Any]:
     return dict(resource.get("Properties", {}))
 
 
+def _sam_merge(global_value: Any, own: Any) -> Any:
+    """SAM's Globals rule: maps are merged (the resource's keys win), lists add up (globals first),
+    anything else is the resource's."""
+    if isinstance(global_value, dict) and isinstance(own, dict) and not _is_intrinsic(own):
+        merged = dict(global_value)
+        for key, value in own.items():
+            merged[key] = _sam_merge(global_value[key], value) if key in global_value else value
+        return merged
+    if isinstance(global_value, list) and isinstance(own, list):
+        return [*global_value, *own]
+    return own
+
+
+def _is_intrinsic(value: dict[str, Any]) -> bool:
+    (key, *more) = value or {"": None}
+    return not more and (key in ("Ref", "Condition") or key.startswith("Fn::"))
+
+
 def function_props(resource: dict[str, Any]) -> dict[str, Any]:
-    """A function's properties with SAM's ``Globals.Function`` merged in (the function's own win)."""
-    merged = (
-        dict(template().get("Globals", {}).get("Function", {}))
-        if resource["Type"].startswith("AWS::Serverless::")
-        else {}
-    )
-    merged.update(props(resource))
+    """A function's properties with SAM's ``Globals.Function`` merged in the way SAM merges them."""
+    if not resource["Type"].startswith("AWS::Serverless::"):
+        return props(resource)
+    merged = _sam_merge(template().get("Globals", {}).get("Function", {}), props(resource))
+    assert isinstance(merged, dict)
     return merged
 
 
@@ -371,7 +396,7 @@ def test_template_defines_functions_and_each_is_tested() -> None:
 
 @pytest.mark.parametrize("name", FUNCTION_NAMES)
 def test_function_environment_names_are_the_ones_settings_reads(name: str) -> None:
-    allowed = set(_aws_settings_env()) - LAMBDA_RESERVED
+    allowed = (set(_aws_settings_env()) - LAMBDA_RESERVED) | POWERTOOLS_ENV
     required = _required_env_names()
     assert required, "Settings.from_env should require something (pool, clients, page-token secret)"
     env = _environment(function(name))
@@ -756,6 +781,8 @@ def _granted(role: dict[str, Any]) -> dict[str, set[str]]:
     assert not props(role).get("ManagedPolicyArns"), "managed policies are broader than the code needs"
     granted: dict[str, set[str]] = {}
     for statement in _statements(props(role).get("Policies", [])):
+        if statement["Effect"] == "Deny" and statement.get("Sid") == AUDIT_DENY_SID:
+            continue  # checked by test_every_role_that_writes_the_table_may_not_alter_audit_records
         assert statement["Effect"] == "Allow", "a Deny in a function role hides what the role needs"
         for action in listed(statement["Action"]):
             for resource in listed(statement["Resource"]):
@@ -819,7 +846,9 @@ def test_function_roles_grant_what_the_code_calls_and_nothing_broader_on_the_tab
         by_role.setdefault(role_name, set()).update(TABLE_OPERATIONS.get(handler, set()))
     for role_name, needed in by_role.items():
         granted = _granted(template()["Resources"][role_name])
-        on_table = {a.removeprefix("dynamodb:") for a in granted if a.startswith("dynamodb:")}
+        on_table = {
+            a.removeprefix("dynamodb:") for a in granted if a.startswith("dynamodb:")
+        } - STREAM_ACTIONS
         for operation in needed:
             assert table_arn in granted.get(f"dynamodb:{operation}", set()), (
                 f"{role_name} lacks dynamodb:{operation}"
@@ -854,7 +883,7 @@ def test_table_only_functions_reach_the_table_its_key_and_their_logs_only(name: 
     ), f"{name}: {role_name} is shared with a function that needs more"
     granted = _granted(role)
     reachable = {*_table_arns(), _arn(_table_key()), _arn(_log_group(name))}
-    extras = TABLE_ONLY_EXTRAS.get(handler, {})
+    extras = {**_every_roles_extras(name), **TABLE_ONLY_EXTRAS.get(handler, {})}
     for action, resources_ in granted.items():
         if action in extras:
             assert resources_ == extras[action], f"{name}: {action} on {resources_}"
@@ -866,6 +895,60 @@ def test_table_only_functions_reach_the_table_its_key_and_their_logs_only(name: 
         f"{name}: grants {sorted(on_table - TABLE_OPERATIONS[handler])}, "
         f"lacks {sorted(TABLE_OPERATIONS[handler] - on_table)}"
     )
+
+
+def _failure_destination(name: str) -> Any:
+    """Where Lambda sends the function's events that failed every retry (None: it is not asynchronous)."""
+    config = function_props(function(name)).get("EventInvokeConfig")
+    if config is None:
+        return None
+    return config["DestinationConfig"]["OnFailure"]["Destination"]
+
+
+def _every_roles_extras(name: str) -> dict[str, set[str]]:
+    """What every function's role may hold besides its own needs: X-Ray (on "*"), and SendMessage to
+    the queue of its failed events."""
+    extras = {"xray:PutTelemetryRecords": {repr("*")}, "xray:PutTraceSegments": {repr("*")}}
+    destination = _failure_destination(name)
+    if destination is not None:
+        extras["sqs:SendMessage"] = {repr(destination)}
+    return extras
+
+
+_WRITES = {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+
+
+def test_every_role_that_writes_the_table_may_not_alter_audit_records() -> None:
+    """Audit items (``pk`` AUDIT#<id>) are written once with a conditional PutItem: every role that may
+    write the table is denied UpdateItem, DeleteItem and BatchWriteItem on those partitions (IAM cannot
+    tell an overwriting PutItem from a new one: the stream watcher reports those)."""
+    from bloodbank.storage.keys import AUDIT_PREFIX
+
+    table_arn, _ = _table_arns()
+    writers = 0
+    for role_name, role in resources("AWS::IAM::Role").items():
+        statements = list(_statements(props(role).get("Policies", [])))
+        writes = any(
+            set(listed(s["Action"])) & _WRITES and table_arn in {repr(r) for r in listed(s["Resource"])}
+            for s in statements
+            if s["Effect"] == "Allow"
+        )
+        denies = [s for s in statements if s.get("Sid") == AUDIT_DENY_SID]
+        if not writes:
+            assert not denies, f"{role_name} writes nothing: drop its {AUDIT_DENY_SID}"
+            continue
+        writers += 1
+        assert len(denies) == 1, f"{role_name} writes the table: give it the {AUDIT_DENY_SID} Deny"
+        (deny,) = denies
+        assert deny["Effect"] == "Deny", role_name
+        assert sorted(listed(deny["Action"])) == [
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:UpdateItem",
+        ], role_name
+        assert {repr(r) for r in listed(deny["Resource"])} == {table_arn}, role_name
+        assert deny["Condition"] == {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": [f"{AUDIT_PREFIX}*"]}}
+    assert writers >= len({_role(n)[0] for n in FUNCTION_NAMES}) - 1, "only the audit watcher writes nothing"
 
 
 # --- cfn-lint ----------------------------------------------------------------------------------------------
@@ -959,9 +1042,12 @@ def test_employee_photo_uploads_trigger_the_photo_function_whose_role_reaches_ex
     }
     assert _arn("PiiKey") in granted["kms:Decrypt"]
     assert _arn("PiiKey") in granted["kms:GenerateDataKey"]
-    assert not [a for a in granted if a.startswith(("sns:", "sqs:", "ses:"))], (
-        "the photo function tells nobody"
-    )
+    assert not [
+        a
+        for a in granted
+        if a.startswith(("sns:", "sqs:", "ses:")) and a not in _every_roles_extras("EmployeePhotoFunction")
+    ], "the photo function tells nobody"
+    assert granted["sqs:SendMessage"] == _every_roles_extras("EmployeePhotoFunction")["sqs:SendMessage"]
     env = _environment(function("EmployeePhotoFunction"))
     assert env["BLOODBANK_DOCUMENTS_BUCKET"] == bucket["BucketName"], (
         "the bucket by name, as the role names it"
