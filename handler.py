@@ -19,6 +19,12 @@ is built once per Lambda container and shared by the handlers below.
 - ``campaign_scheduler``: every minute: due campaigns, expiry, stale claims.
 - ``process_employee_photo``: S3 ObjectCreated of an employee photo upload; checks it, writes its
   thumbnails without metadata, records them (or why it was rejected) on the profile.
+- ``watch_audit_records``: the table's stream (filtered to audit records modified or removed);
+  each one logged as a WARNING and counted (``AuditRecordsAltered``).
+
+Every handler runs in a ``logs.request_scope`` (each log record carries the invocation's
+``aws_request_id``, and API Gateway's request id where the event has one) and flushes the business
+metrics it counted at its end, failed or not (``bloodbank.observability``).
 """
 
 from __future__ import annotations
@@ -30,33 +36,81 @@ import gc
 # Collect nothing until the app is built, then move it all out of the collector's sight.
 gc.disable()
 
+import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
 
 from mangum import Mangum  # noqa: E402
+from mangum.types import LambdaContext, LambdaEvent  # noqa: E402
 
+from bloodbank import logs  # noqa: E402
 from bloodbank.bootstrap import Container, build_container  # noqa: E402
 from bloodbank.domain.alerts import ShortageAlert, alert_from_document  # noqa: E402
+from bloodbank.ports import Metrics  # noqa: E402
 from bloodbank.server import create_app  # noqa: E402
 from bloodbank.settings import Settings  # noqa: E402
 from bloodbank.websocket import ApiGatewaySubscriptions  # noqa: E402
 
 log = logging.getLogger("bloodbank.handler")
+R = TypeVar("R")
+
+
+def _api_request_id(event: object) -> str | None:
+    """API Gateway's request id (HTTP and WebSocket events), if the event has one."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    rid = context.get("requestId") if isinstance(context, dict) else None
+    return rid[:64] if isinstance(rid, str) and rid else None
+
+
+def invocation(handler: Callable[[dict[str, Any], Any], R]) -> Callable[[dict[str, Any], Any], R]:
+    """Runs ``handler`` with the invocation's ids on every log record, then flushes its metrics."""
+
+    @functools.wraps(handler)
+    def run(event: dict[str, Any], context: Any) -> R:
+        rid = getattr(context, "aws_request_id", None)
+        with logs.request_scope(str(rid) if rid else None, api_request_id=_api_request_id(event)):
+            try:
+                return handler(event, context)
+            finally:
+                container.metrics.flush()  # (the module's container, looked up now: tests replace it)
+
+    return run
+
+
+class LambdaHttp(Mangum):
+    """Mangum, in the invocation's request scope, flushing ``metrics`` after each invocation (the
+    app's middleware flushes after each request already; this covers what fails around it)."""
+
+    def __init__(self, app: Any, metrics: Metrics, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.metrics = metrics
+
+    def __call__(self, event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+        rid = getattr(context, "aws_request_id", None)
+        with logs.request_scope(str(rid) if rid else None, api_request_id=_api_request_id(event)):
+            try:
+                return super().__call__(event, context)
+            finally:
+                self.metrics.flush()
+
 
 container: Container = build_container(Settings.from_env())
 app = create_app(container)
-http_handler = Mangum(app, lifespan="off", api_gateway_base_path="/")
+http_handler = LambdaHttp(app, container.metrics, lifespan="off", api_gateway_base_path="/")
 subscriptions = ApiGatewaySubscriptions(container)
 gc.freeze()
 gc.enable()
 
 
+@invocation
 def eligibility_reminders(event: dict[str, Any], context: Any) -> dict[str, int]:
     """EventBridge scheduled event in, the number of donors told out (reminders of the last 3 days)."""
     return {"sent": container.donations.send_due_reminders(days_back=2)}
 
 
+@invocation
 def expire_units(event: dict[str, Any], context: Any) -> dict[str, int]:
     """EventBridge scheduled event in (every 15 minutes), the number of units expired out.
 
@@ -66,11 +120,13 @@ def expire_units(event: dict[str, Any], context: Any) -> dict[str, int]:
     return {"expired": container.inventory.expire_due()}
 
 
+@invocation
 def websocket(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """API Gateway WebSocket proxy event in ($connect, $disconnect, $default), its answer out."""
     return subscriptions.route(event)
 
 
+@invocation
 def fan_out_alerts(event: dict[str, Any], context: Any) -> dict[str, int]:
     """SNS event of the alerts topic in; each alert posted to the WebSocket subscriptions that want it.
 
@@ -90,6 +146,7 @@ class AppealIncomplete(Exception):
     donor already asked, by the appeal claims and the send-once ledger)."""
 
 
+@invocation
 def appeal_donors(event: dict[str, Any], context: Any) -> dict[str, int]:
     """SNS event of the alerts topic in; the donors asked (and those skipped, by reason) out.
 
@@ -131,11 +188,13 @@ def _alerts_of(event: dict[str, Any], totals: dict[str, int]) -> list[tuple[str,
     return alerts
 
 
+@invocation
 def websocket_keep_alive(event: dict[str, Any], context: Any) -> dict[str, int]:
     """EventBridge scheduled event in; the connections kept (and those found gone) out."""
     return subscriptions.keep_alive()
 
 
+@invocation
 def import_recipients(event: dict[str, Any], context: Any) -> dict[str, int]:
     """S3 ``ObjectCreated`` event of the documents bucket (prefix ``recipient-lists/``) in; the
     imports run (READY, FAILED) and the objects skipped out.
@@ -160,6 +219,7 @@ def import_recipients(event: dict[str, Any], context: Any) -> dict[str, int]:
     return totals
 
 
+@invocation
 def campaign_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """SQS event of the campaign queue in (materialize, send and requeue jobs), the batch item
     failures out: a job that failed (SES throttling for too long, an outage) comes back alone, the
@@ -175,6 +235,7 @@ def campaign_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
 
+@invocation
 def ses_events(event: dict[str, Any], context: Any) -> dict[str, int]:
     """SNS event of the SES configuration set's event destination (and of identity feedback) in;
     each event applied to its recipient once (repeats and any order are fine), suppressing hard
@@ -196,12 +257,14 @@ def ses_events(event: dict[str, Any], context: Any) -> dict[str, int]:
     return totals
 
 
+@invocation
 def campaign_scheduler(event: dict[str, Any], context: Any) -> dict[str, int]:
     """EventBridge schedule (every minute): starts SCHEDULED campaigns that are due, expires those past
     expiresAt, gives claims of dead senders back to the queue, marks finished campaigns SENT."""
     return container.campaigns.tick()
 
 
+@invocation
 def process_employee_photo(event: dict[str, Any], context: Any) -> dict[str, int]:
     """S3 ``ObjectCreated`` event of the documents bucket (prefix ``employee-photos/uploads/``) in;
     the photos ACCEPTED and REJECTED and the records skipped out.
@@ -226,3 +289,50 @@ def process_employee_photo(event: dict[str, Any], context: Any) -> dict[str, int
                 extra={"employee_id": result.employee_id, "outcome": result.outcome, "why": result.reason},
             )
     return totals
+
+
+@invocation
+def watch_audit_records(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """DynamoDB stream event of the table (NEW_AND_OLD_IMAGES) in; the audit records altered out.
+
+    Audit records are written once and never changed (the application's roles may not update or
+    delete them), so a MODIFY or REMOVE of an ``AUDIT#`` item is someone tampering, or an operator:
+    each is logged as a WARNING with the event name, the item's keys and the stream's event id
+    (keys only: an audit key holds no personal data; the images are never logged) and counted as
+    ``AuditRecordsAltered``. The trigger's filter passes only those; anything else is ignored here
+    too. Nothing can fail but logging, so there is no partial-batch report.
+    """
+    from bloodbank.storage.keys import AUDIT_PREFIX
+
+    altered = 0
+    for record in event.get("Records") or []:
+        if not isinstance(record, dict) or record.get("eventName") not in ("MODIFY", "REMOVE"):
+            continue
+        stream = record.get("dynamodb")
+        keys = stream.get("Keys") if isinstance(stream, dict) else None
+        pk, sk = _string_attribute(keys, "pk"), _string_attribute(keys, "sk")
+        if pk is None or not pk.startswith(AUDIT_PREFIX):
+            continue
+        identity = record.get("userIdentity")
+        by_ttl = isinstance(identity, dict) and identity.get("principalId") == "dynamodb.amazonaws.com"
+        log.warning(
+            "audit record altered",
+            extra={
+                "event_name": record["eventName"],
+                "pk": pk,
+                "sk": sk,
+                "event_id": str(record.get("eventID") or "-"),
+                "by_ttl": by_ttl,
+            },
+        )
+        altered += 1
+    if altered:
+        container.metrics.count("AuditRecordsAltered", altered)
+    return {"altered": altered}
+
+
+def _string_attribute(item: object, name: str) -> str | None:
+    """A string attribute of a DynamoDB JSON item (``{"pk": {"S": "..."}}``), or None."""
+    value = item.get(name) if isinstance(item, dict) else None
+    text = value.get("S") if isinstance(value, dict) else None
+    return text if isinstance(text, str) else None

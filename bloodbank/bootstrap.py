@@ -13,11 +13,13 @@ from typing import Protocol
 from bloodbank.adapters.broker import FanOut, LocalAlertBroker
 from bloodbank.cursor import CursorCodec
 from bloodbank.domain.alerts import ShortageAlert
+from bloodbank.observability import DISCARDED
 from bloodbank.ports import (
     AlertPublisher,
     AlertStore,
     AnnouncedLevels,
     AppealLedger,
+    AuditLog,
     CampaignQueue,
     CampaignStore,
     Clock,
@@ -38,6 +40,7 @@ from bloodbank.ports import (
     InventoryStore,
     KeySetSource,
     MailSender,
+    Metrics,
     NotificationLedger,
     Notifier,
     PhotoFiles,
@@ -50,6 +53,7 @@ from bloodbank.ports import (
 )
 from bloodbank.services.alerts import AlertService
 from bloodbank.services.appeals import AppealService
+from bloodbank.services.audit import AuditService
 from bloodbank.services.authn import Authenticator, KeySet, TokenVerifier
 from bloodbank.services.campaigns import CampaignService, Sending
 from bloodbank.services.documents import DocumentService
@@ -104,8 +108,10 @@ class Container:
     recipient_lists: RecipientListService  # campaigns: uploaded recipient lists and their import
     campaigns: CampaignService  # campaigns: launch, the queue's jobs, SES events
     employees: EmployeeService  # staff profiles, their photos and search
+    audit: AuditService  # the audit trail of every mutation
     clock: Clock = utc_now
     probes: list[HealthProbe] = field(default_factory=list)
+    metrics: Metrics = DISCARDED  # business metrics (bloodbank.observability), flushed per invocation
 
 
 class InProcessAppeals:
@@ -242,10 +248,12 @@ def build_container(
     photo_files: PhotoFiles | None = None,
     photo_renderer: PhotoRenderer | None = None,
     employee_events: EmployeeEvents | None = None,
+    audit_log: AuditLog | None = None,
     appeals_in_process: bool = False,
     clock: Clock = utc_now,
     new_id: IdGenerator = new_uuid,
     probes: list[HealthProbe] | None = None,
+    metrics: Metrics | None = None,
 ) -> Container:
     """Real adapters for whatever is not passed in; tests pass fakes or moto-backed adapters."""
     cursors = CursorCodec(settings.page_token_secret)
@@ -287,6 +295,10 @@ def build_container(
 
             email_templates = email_templates or DynamoEmailTemplates(binding, cursors)
             recipient_lists = recipient_lists or DynamoRecipientLists(binding, cursors)
+        if audit_log is None:
+            from bloodbank.storage.audit import DynamoAuditLog
+
+            audit_log = DynamoAuditLog(binding, cursors)
         if employees is None:
             from bloodbank.storage.employees import DynamoEmployees
 
@@ -313,6 +325,10 @@ def build_container(
 
         sqs = LazyClient(lambda: client("sqs", settings.aws_endpoint, settings.region))
         campaign_queue = SqsQueue(sqs, settings.campaign_queue_url)
+    if audit_log is None:  # every store was passed in
+        from bloodbank.fakes import InMemoryAuditLog
+
+        audit_log = InMemoryAuditLog(cursors)
     if employees is None:  # every store was passed in
         from bloodbank.fakes import InMemoryEmployees
 
@@ -396,7 +412,11 @@ def build_container(
     publishers: list[AlertPublisher] = [broker, alert_publisher]
     if appeals_in_process:  # the local server: no Lambda hears the alerts topic there
         publishers.append(InProcessAppeals(appeals))
-    alerts = AlertService(inventory, FanOut(publishers), broker, clock, new_id)
+    if metrics is None:
+        from bloodbank.adapters.metrics import EmfMetrics
+
+        metrics = EmfMetrics()
+    alerts = AlertService(inventory, FanOut(publishers), broker, clock, new_id, metrics=metrics)
     donation_service = DonationService(
         donors=donors,
         donations=donations,
@@ -407,6 +427,7 @@ def build_container(
         notifications=notifications,
         clock=clock,
         new_id=new_id,
+        metrics=metrics,
     )
     unsubscribe = UnsubscribeService(
         suppressions,
@@ -429,6 +450,7 @@ def build_container(
         sending=Sending(settings.email_from, settings.ses_configuration_set, unsubscribe.link),
         clock=clock,
         new_id=new_id,
+        metrics=metrics,
     )
     return Container(
         settings=settings,
@@ -438,7 +460,13 @@ def build_container(
         donations=donation_service,
         notifications=notifications,
         inventory=InventoryService(
-            inventory, directory, clock, new_id, on_issued=donation_service.notify_unit_issued, alerts=alerts
+            inventory,
+            directory,
+            clock,
+            new_id,
+            on_issued=donation_service.notify_unit_issued,
+            alerts=alerts,
+            metrics=metrics,
         ),
         alerts=alerts,
         appeals=appeals,
@@ -449,6 +477,7 @@ def build_container(
         unsubscribe=unsubscribe,
         campaigns=campaign_service,
         email_templates=EmailTemplateService(email_templates, clock, new_id),
+        audit=AuditService(audit_log, clock, new_uuid),  # random ids, apart from the records' ids
         recipient_lists=RecipientListService(
             recipient_lists,
             recipient_files,
@@ -471,4 +500,5 @@ def build_container(
         clock=clock,
         authenticator=Authenticator(verifier, directory),
         probes=real_probes if probes is None else probes,
+        metrics=metrics,
     )

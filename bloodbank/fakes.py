@@ -21,6 +21,7 @@ from bloodbank import sealing
 from bloodbank.cursor import CursorCodec
 from bloodbank.domain import inventory
 from bloodbank.domain.alerts import NEVER, Announced, ShortageAlert
+from bloodbank.domain.audit import AuditEvent, AuditFilter
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.campaigns import Campaign, CampaignStatus, Stats, SuppressionReason, address_key
 from bloodbank.domain.deliveries import Change, Delivery, Stage
@@ -38,6 +39,7 @@ from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList
 from bloodbank.domain.subscriptions import Connection, StoredSubscription
 from bloodbank.domain.uploads import UploadTicket
 from bloodbank.errors import BadUserInput, Conflict, DependencyUnavailable, FieldProblem, StaleWrite
+from bloodbank.observability import MetricName
 from bloodbank.ports import (
     ChunkMarker,
     FileTooLarge,
@@ -717,6 +719,36 @@ class RecordingAlertPublisher:
         self.published.append(alert)
 
 
+class RecordingMetrics:
+    """``Metrics`` in memory: ``counted`` holds every (name, value) in order, ``flushed`` each
+    flush's totals (an empty flush records nothing, as the real one prints nothing)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counted: list[tuple[str, int]] = []
+        self.flushed: list[dict[str, int]] = []
+        self._pending: Counter[str] = Counter()
+
+    def count(self, name: MetricName, value: int = 1) -> None:
+        with self._lock:
+            self.counted.append((name, value))
+            self._pending[name] += value
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self.flushed.append(dict(self._pending))
+            self._pending = Counter()
+
+    def totals(self) -> dict[str, int]:
+        """Everything counted so far, by name."""
+        with self._lock:
+            totals: Counter[str] = Counter()
+            for name, value in self.counted:
+                totals[name] += value
+            return dict(totals)
+
+
 # --- donor appeals ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AppealRecord:
@@ -1026,6 +1058,44 @@ class RecordingMailer:
 
     def sent_to(self, address: str) -> list[OutgoingEmail]:
         return [e for _, e in self.sent if e.to == address]
+
+
+# --- audit trail -----------------------------------------------------------------------------------
+
+
+class InMemoryAuditLog:
+    """Implements ``AuditLog`` in a list (``events``, in the order written)."""
+
+    def __init__(self, cursors: CursorCodec) -> None:
+        self._cursors = cursors
+        self.events: list[AuditEvent] = []
+
+    def record(self, event: AuditEvent) -> None:
+        if all(e.id != event.id for e in self.events):
+            self.events.append(event)
+
+    def list(self, f: AuditFilter, limit: int, next_token: str | None) -> Page[AuditEvent]:
+        def matches(e: AuditEvent) -> bool:
+            target = e.target
+            return (
+                (f.actor is None or e.actor == f.actor)
+                and (f.action is None or e.action == f.action)
+                and (f.target_type is None or (target is not None and target.type == f.target_type))
+                and (f.target_id is None or (target is not None and target.id == f.target_id))
+                and (f.since is None or e.at >= f.since)
+                and (f.until is None or e.at <= f.until)
+            )
+
+        def position(e: AuditEvent) -> str:
+            return f"{e.at.isoformat()}#{e.id}"
+
+        ordered = sorted((e for e in self.events if matches(e)), key=position, reverse=True)
+        if next_token:
+            after = str(self._cursors.decode(next_token, "audit")["after"])
+            ordered = [e for e in ordered if position(e) < after]
+        page, more = ordered[:limit], len(ordered) > limit
+        token = self._cursors.encode({"after": position(page[-1])}, "audit") if more and page else None
+        return Page(page, token)
 
 
 # --- campaigns: e-mail templates and recipient lists ----------------------------------------------

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import IO, Generic, Protocol, TypeVar
 
 from bloodbank.domain.alerts import NEVER, AlertFilter, Announced, ShortageAlert
+from bloodbank.domain.audit import AuditEvent, AuditFilter
 from bloodbank.domain.blood import BloodGroup, Component
 from bloodbank.domain.campaigns import Campaign, CampaignStatus, Stats, SuppressionReason
 from bloodbank.domain.deliveries import Change, Delivery, Stage
@@ -33,6 +34,7 @@ from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.domain.recipients import ListMember, ListStatus, RecipientList
 from bloodbank.domain.subscriptions import Connection, StoredSubscription
 from bloodbank.domain.uploads import UploadTicket
+from bloodbank.observability import MetricName
 
 T = TypeVar("T")
 
@@ -109,6 +111,16 @@ class Clock(Protocol):
 
 class IdGenerator(Protocol):
     def __call__(self) -> str: ...
+
+
+class Metrics(Protocol):
+    """Business metrics (``bloodbank.observability``): counted once the change is committed."""
+
+    def count(self, name: MetricName, value: int = 1) -> None:
+        """Add ``value`` to the metric ``name``; never raises."""
+
+    def flush(self) -> None:
+        """Publish what was counted since the last flush (nothing if nothing was); never raises."""
 
 
 class HealthProbe(Protocol):
@@ -467,6 +479,16 @@ class MailSender(Protocol):
 
 
 # --- campaigns: e-mail templates and recipient lists ----------------------------------------------
+
+
+class AuditLog(Protocol):
+    """The audit trail. Records are only ever added; none is changed or removed."""
+
+    def record(self, event: AuditEvent) -> None:
+        """Store a record on its own (for a mutation whose change carried none); a repeat is a no-op."""
+
+    def list(self, f: AuditFilter, limit: int, next_token: str | None) -> Page[AuditEvent]:
+        """Records matching ``f``, newest first."""
 
 
 class EmailTemplates(Protocol):

@@ -36,6 +36,7 @@ from bloodbank import logs
 from bloodbank.bootstrap import Container
 from bloodbank.domain.unsubscribe import InvalidToken
 from bloodbank.errors import AppError, DependencyUnavailable
+from bloodbank.ports import Metrics
 from bloodbank.realtime import AppSyncRealtime
 from schema import schema
 from schema.context import RequestContext
@@ -54,6 +55,7 @@ CORS_HEADERS = [
     "x-request-id",
 ]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+_API_REQUEST_ID = re.compile(r"[A-Za-z0-9+/=_-]{8,64}")  # API Gateway's (HTTP APIs: base64-like)
 
 
 def request_id_of(scope: Scope) -> str:
@@ -74,11 +76,21 @@ def request_id_of(scope: Scope) -> str:
     return str(uuid.uuid4())
 
 
-class RequestIds:
-    """Gives each request an id, kept in ``scope["state"]`` and echoed as ``x-request-id``."""
+def api_request_id_of(scope: Scope) -> str | None:
+    """API Gateway's own id of the request (``requestContext.requestId``), when Mangum carries one."""
+    event = scope.get("aws.event")
+    rid = event.get("requestContext", {}).get("requestId") if isinstance(event, dict) else None
+    return rid if isinstance(rid, str) and _API_REQUEST_ID.fullmatch(rid) else None
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestIds:
+    """Gives each request an id, kept in ``scope["state"]``, echoed as ``x-request-id`` and on every
+    log record made while it runs (``logs.request_scope``). After each HTTP request the business
+    metrics it counted are flushed (locally to the DEBUG log: ``bloodbank.observability``)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -86,7 +98,14 @@ class RequestIds:
             return
         rid = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = rid
+        with logs.request_scope(rid, api_request_id=api_request_id_of(scope)):
+            try:
+                await self._run(rid, scope, receive, send)
+            finally:
+                if self.metrics is not None and scope["type"] == "http":
+                    self.metrics.flush()
 
+    async def _run(self, rid: str, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
@@ -332,7 +351,7 @@ def create_app(container: Container) -> Starlette:
             Route("/unsubscribe/{token}", unsubscribe_endpoint(container), methods=["GET", "POST"]),
         ],
         middleware=[  # outermost first: every response, errors included, has an id and CORS headers
-            Middleware(RequestIds),
+            Middleware(RequestIds, metrics=container.metrics),
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(container.settings.cors_origins),

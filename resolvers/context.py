@@ -12,6 +12,7 @@ from bloodbank.domain.identity import Identity
 from bloodbank.errors import Unauthenticated
 from bloodbank.ports import DirectoryRepository
 from bloodbank.services.alerts import AlertService
+from bloodbank.services.audit import AuditService
 from bloodbank.services.campaigns import CampaignService
 from bloodbank.services.documents import DocumentService
 from bloodbank.services.donations import DonationService
@@ -54,6 +55,9 @@ class Services(Protocol):
 
     @property
     def employees(self) -> EmployeeService: ...
+
+    @property
+    def audit(self) -> AuditService: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,3 +52,14 @@ def to_expr(arguments: Mapping[str, Any] | None, where: str = "filter") -> Expr 
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+
+
+def operand(filter_: Mapping[str, Any] | None, name: str, where: str, ops: tuple[str, ...] = ("eq",)) -> Any:
+    """The value of ``filter.<name>.eq`` (or the one operator allowed); other operators are refused."""
+    conditions = (filter_ or {}).get(name) or {}
+    for op in conditions:
+        if op not in ops:
+            raise BadUserInput.of(
+                [FieldProblem(f"{where}.{name}.{op}", f"only {', '.join(ops)} is supported here")]
+            )
+    return conditions.get(ops[0])

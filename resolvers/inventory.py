@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from strawberry.dataloader import DataLoader
 
 from bloodbank.domain.donations import BloodUnit
@@ -13,17 +10,7 @@ from bloodbank.domain.organisations import Hospital
 from bloodbank.errors import BadUserInput, FieldProblem
 from bloodbank.ports import Page
 from resolvers.context import ResolverEvent
-
-
-def _eq(filter_: Mapping[str, Any] | None, name: str, where: str, ops: tuple[str, ...] = ("eq",)) -> Any:
-    """The value of ``filter.<name>.eq`` (or the one operator allowed); other operators are refused."""
-    conditions = (filter_ or {}).get(name) or {}
-    for op in conditions:
-        if op not in ops:
-            raise BadUserInput.of(
-                [FieldProblem(f"{where}.{name}.{op}", f"only {', '.join(ops)} is supported here")]
-            )
-    return conditions.get(ops[0])
+from resolvers.filters import operand
 
 
 def _units_loader(event: ResolverEvent) -> DataLoader[str, BloodUnit | None]:
@@ -45,9 +32,9 @@ def list_units(event: ResolverEvent) -> Page[BloodUnit]:
                 raise BadUserInput.of([FieldProblem(f"filter.{name}", "is not supported")])
     return event.services.inventory.list_units(
         event.caller,
-        _eq(f, "site_id", "filter"),
-        _eq(f, "din", "filter"),
-        _eq(f, "expires_at", "filter", ("lt",)),
+        operand(f, "site_id", "filter"),
+        operand(f, "din", "filter"),
+        operand(f, "expires_at", "filter", ("lt",)),
         args.get("limit"),
         args.get("next_token"),
     )
@@ -103,8 +90,8 @@ def list_blood_requests(event: ResolverEvent) -> Page[BloodRequest]:
     f = args.get("filter")
     return event.services.inventory.list_requests(
         event.caller,
-        _eq(f, "hospital_id", "filter"),
-        _eq(f, "status", "filter"),
+        operand(f, "hospital_id", "filter"),
+        operand(f, "status", "filter"),
         args.get("limit"),
         args.get("next_token"),
     )

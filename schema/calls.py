@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
+from graphql import get_named_type
 from strawberry.types import Info
 from strawberry.types.base import has_object_definition
 
@@ -31,16 +32,27 @@ def plain(value: Any) -> Any:
 def call(
     resolver: Callable[[ResolverEvent], Any], info: Info[RequestContext, Any], source: Any = None, **args: Any
 ) -> Any:
-    """Run an AppSync-style resolver with the event built from this field's context and arguments."""
+    """Run an AppSync-style resolver with the event built from this field's context and arguments.
+
+    A root mutation runs with its audit record pending (``bloodbank.services.audit``)."""
     context = info.context
-    return resolver(
-        ResolverEvent(
-            identity=context.identity,
-            arguments={k: plain(v) for k, v in args.items() if v is not strawberry.UNSET},
-            source=source,
-            headers=context.headers,
-            request_id=context.request_id,
-            services=context.services,
-            loaders=context.loaders,
-        )
+    event = ResolverEvent(
+        identity=context.identity,
+        arguments={k: plain(v) for k, v in args.items() if v is not strawberry.UNSET},
+        source=source,
+        headers=context.headers,
+        request_id=context.request_id,
+        services=context.services,
+        loaders=context.loaders,
     )
+    raw = info._raw_info
+    if raw.parent_type.name != "Mutation":
+        return resolver(event)
+    with context.services.audit.mutation(
+        context.identity,
+        raw.field_name,
+        event.arguments,
+        get_named_type(raw.return_type).name,
+        context.request_id,
+    ):
+        return resolver(event)

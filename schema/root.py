@@ -22,6 +22,7 @@ from strawberry.types.graphql import OperationType
 
 from bloodbank.domain.identity import Group
 from resolvers import alerts as alert_resolvers
+from resolvers import audit as audit_resolvers
 from resolvers import campaigns as campaign_resolvers
 from resolvers import directory as directory_resolvers
 from resolvers import documents as document_resolvers
@@ -31,6 +32,7 @@ from resolvers import email as email_resolvers
 from resolvers import employees as employee_resolvers
 from resolvers import inventory as inventory_resolvers
 from schema.alerts import ShortageAlert, ShortageAlertConnection
+from schema.audit import AuditEventConnection, AuditEventFilterInput
 from schema.auth import EVERYONE, STAFF, allow
 from schema.calls import Ctx, call
 from schema.campaigns import (
@@ -357,6 +359,26 @@ class Query:
             status=status,
             limit=limit,
             next_token=next_token,
+        )
+
+    # --- audit -------------------------------------------------------------------------------------
+    @strawberry.field(
+        description=(
+            "The audit trail, newest first (admins): one record per successful mutation, written in the"
+            " same transaction as its change. Filter by actor or by record (targetType + targetId), by"
+            " action, and by time (at.ge, at.le)."
+        ),
+        extensions=[allow(Group.ADMINS)],
+    )
+    def list_audit_events(
+        self,
+        info: Ctx,
+        filter: AuditEventFilterInput | None = None,
+        limit: Annotated[int | None, strawberry.argument(description="1-100, default 20.")] = None,
+        next_token: str | None = None,
+    ) -> AuditEventConnection:
+        return call(
+            audit_resolvers.list_audit_events, info, filter=filter, limit=limit, next_token=next_token
         )
 
 

@@ -18,9 +18,10 @@ from bloodbank.domain.alerts import (
     crossing,
 )
 from bloodbank.domain.identity import Identity
-from bloodbank.domain.inventory import StockLevel
+from bloodbank.domain.inventory import StockLevel, StockStatus
 from bloodbank.errors import Forbidden, Unauthenticated
-from bloodbank.ports import AlertFeed, AlertPublisher, AlertStore, Clock, IdGenerator, Page
+from bloodbank.observability import DISCARDED
+from bloodbank.ports import AlertFeed, AlertPublisher, AlertStore, Clock, IdGenerator, Metrics, Page
 from bloodbank.services.donors import page_size
 
 log = logging.getLogger("bloodbank.alerts")
@@ -39,6 +40,7 @@ class AlertService:
     clock: Clock
     new_id: IdGenerator
     quiet: timedelta = DEFAULT_QUIET_PERIOD
+    metrics: Metrics = DISCARDED
 
     def consider(self, levels: Iterable[tuple[StockLevel, Announced]]) -> tuple[list[ShortageAlert], bool]:
         """Announce every level whose status crossed; returns the alerts raised and whether any
@@ -54,6 +56,10 @@ class AlertService:
                 lost = True
                 continue
             raised.append(alert)
+            if alert.is_shortage:  # recorded just now, by this call alone (the announcement's condition)
+                self.metrics.count("ShortagesRaised")
+                if alert.status is StockStatus.RED:
+                    self.metrics.count("StockRedAlerts")
             try:
                 self.publisher.publish(alert)
             except Exception as exc:  # recorded and listed all the same; subscribers may miss it

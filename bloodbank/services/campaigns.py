@@ -61,6 +61,7 @@ from bloodbank.domain.mail import (
 )
 from bloodbank.domain.recipients import ListStatus
 from bloodbank.errors import BadUserInput, Conflict, FieldProblem, Forbidden, NotFound
+from bloodbank.observability import DISCARDED, MetricName
 from bloodbank.ports import (
     CampaignQueue,
     CampaignStore,
@@ -70,6 +71,7 @@ from bloodbank.ports import (
     EmailTemplates,
     IdGenerator,
     MailSender,
+    Metrics,
     Page,
     RecipientLists,
     Suppressions,
@@ -88,6 +90,13 @@ MAX_NAME = 100
 MAX_AHEAD = timedelta(days=90)
 SEND_THREADS = 8  # recipients of one send job in flight at once
 APPLY_ATTEMPTS = 8  # reads and conditional writes of one recipient before giving up on a change
+
+
+# SES events counted once the recipient's ledger took them (bloodbank.observability).
+_EVENT_METRICS: dict[DeliveryEventKind, MetricName] = {
+    DeliveryEventKind.BOUNCE: "EmailsBounced",
+    DeliveryEventKind.COMPLAINT: "EmailsComplained",
+}
 
 
 class IllegalCampaignTransition(Conflict):
@@ -127,6 +136,7 @@ class CampaignService:
     new_id: IdGenerator
     pacer: Pacer | None = None  # made from the account's send rate on first send
     send_threads: int = SEND_THREADS
+    metrics: Metrics = DISCARDED
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     # --- the API ----------------------------------------------------------------------------------
@@ -461,6 +471,7 @@ class CampaignService:
         # message, so the claim stays: SES's Send event marks it SENT if it went, the stale-claim
         # sweep gives it back to the queue if nothing did (domain.deliveries), and the job comes back.
         # Sent: from here to the mark is the window domain.deliveries describes.
+        self.metrics.count("EmailsSent")  # SES took it (a repeated job's claim fails before the send)
         self._change(claimed, lambda d: ledger.mark_sent(d, token, message_id, self.clock()))
         return True
 
@@ -520,6 +531,9 @@ class CampaignService:
         )
         if changed is None:
             return False  # a repeat (SNS delivers at least once), or nothing to change
+        counted = _EVENT_METRICS.get(event.kind)
+        if counted is not None:  # the ledger took it just now: counted once per recipient
+            self.metrics.count(counted)
         self._suppress_after(event, delivery.recipient)
         if event.kind in (DeliveryEventKind.BOUNCE, DeliveryEventKind.COMPLAINT):
             pause = guardrail(self.campaigns.stats(event.campaign_id))

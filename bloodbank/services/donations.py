@@ -32,6 +32,7 @@ from bloodbank.domain.lazy import Lazy
 from bloodbank.domain.notifications import Channel, Contact, NotificationKind, NotificationPreferences
 from bloodbank.domain.organisations import Site
 from bloodbank.errors import BadUserInput, Conflict, FieldProblem, Forbidden, NotEligible, NotFound
+from bloodbank.observability import DISCARDED
 from bloodbank.ports import (
     Clock,
     DinSequences,
@@ -39,6 +40,7 @@ from bloodbank.ports import (
     DonationRepository,
     DonorRepository,
     IdGenerator,
+    Metrics,
     Page,
     Reminders,
     UnitRepository,
@@ -92,6 +94,7 @@ class DonationService:
     notifications: Notifications
     clock: Clock
     new_id: IdGenerator
+    metrics: Metrics = DISCARDED
     _sites: dict[str, Site] = field(default_factory=dict)
     _sites_read_at: float = float("-inf")
 
@@ -150,6 +153,7 @@ class DonationService:
                 if attempt == 2:
                     raise
                 # Someone changed the donor (another donation?) since we read it: judge again.
+        self.metrics.count("DonationsRecorded")  # its transaction committed
         self._thank(recorded)
         return recorded
 

@@ -44,6 +44,7 @@ from bloodbank.domain.inventory import (
 )
 from bloodbank.domain.organisations import Hospital, Site
 from bloodbank.errors import AppError, BadUserInput, Conflict, FieldProblem, Forbidden, NotFound, StaleWrite
+from bloodbank.observability import DISCARDED
 from bloodbank.ports import (
     Clock,
     DirectoryRepository,
@@ -51,6 +52,7 @@ from bloodbank.ports import (
     IdGenerator,
     InventoryStore,
     InventoryWrite,
+    Metrics,
     Page,
     TestRecord,
 )
@@ -79,6 +81,7 @@ class InventoryService:
     on_issued: Callable[[BloodUnit], None] | None = None  # tell the donor (best effort)
     alerts: AlertService | None = None  # announces levels that cross into AMBER or RED, or recover
     sleep: Callable[[float], None] = time.sleep
+    metrics: Metrics = DISCARDED
     _sites: dict[str, Site] = field(default_factory=dict)
     _hospitals: dict[str, Hospital] = field(default_factory=dict)
     _read_at: float = float("-inf")
@@ -737,6 +740,7 @@ class InventoryService:
             )
             write = InventoryWrite(at=now, units=changes, request=updated, request_version=request.version)
             self._commit(write, record, request.id)
+            self.metrics.count("UnitsIssued", len(changes))  # committed (a replayed token never gets here)
             issued_units[:] = [c.after for c in changes]
             return updated
 

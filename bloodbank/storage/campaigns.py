@@ -33,7 +33,7 @@ from bloodbank.domain.campaigns import (
 )
 from bloodbank.domain.deliveries import Change, Delivery, Stage
 from bloodbank.ports import ChunkMarker, Page
-from bloodbank.storage import keys
+from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import (
     CampaignChunkItem,
     CampaignItem,
@@ -202,7 +202,7 @@ class DynamoCampaigns:
 
     # --- campaigns ------------------------------------------------------------------------------
     def create(self, campaign: Campaign) -> None:
-        campaign_item(campaign).save(condition=CampaignItem.pk.does_not_exist())
+        transactions.save(campaign_item(campaign), CampaignItem.pk.does_not_exist())
 
     def get(self, campaign_id: str) -> Campaign | None:
         key = keys.campaign(campaign_id)
@@ -213,7 +213,7 @@ class DynamoCampaigns:
 
     def save(self, campaign: Campaign, previous: Campaign) -> bool:
         try:
-            campaign_item(campaign).save(condition=CampaignItem.version == previous.version)
+            transactions.save(campaign_item(campaign), CampaignItem.version == previous.version)
         except PutError as exc:
             if exc.cause_response_code == _CONDITION_FAILED:
                 return False

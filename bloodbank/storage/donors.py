@@ -23,7 +23,7 @@ from bloodbank.domain.lazy import Lazy
 from bloodbank.domain.notifications import Channel, NotificationKind, NotificationPreferences
 from bloodbank.errors import BadUserInput, Conflict, FieldProblem
 from bloodbank.ports import FieldCipher, Page, SealedFields
-from bloodbank.storage import keys
+from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import DonorEmailItem, DonorItem, SiteItem, TableBinding, TableItem
 from bloodbank.storage.paging import query_page
 from bloodbank.storage.planning import FILTER_ATTRIBUTES, plan
@@ -264,7 +264,7 @@ class DynamoDonorRepository:
         email_moves = keys.donor_email(donor.email) != keys.donor_email(previous.email)
         if not email_moves and donor.site_id == previous.site_id:
             try:
-                item.save(condition=unchanged)
+                transactions.save(item, unchanged)
             except PutError as exc:
                 if exc.cause_response_code == "ConditionalCheckFailedException":
                     raise _stale() from None

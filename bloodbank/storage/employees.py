@@ -23,7 +23,7 @@ from bloodbank.domain.employees import (
 from bloodbank.domain.lazy import Lazy
 from bloodbank.errors import Conflict
 from bloodbank.ports import FieldCipher, Page
-from bloodbank.storage import keys
+from bloodbank.storage import keys, transactions
 from bloodbank.storage.donors import seal_into, unsealer
 from bloodbank.storage.models import EmployeeItem, TableBinding, TableItem
 from bloodbank.storage.paging import query_page
@@ -155,7 +155,7 @@ class DynamoEmployees:
 
     def create(self, employee: Employee) -> None:
         try:
-            self._item(employee).save(condition=EmployeeItem.pk.does_not_exist())
+            transactions.save(self._item(employee), EmployeeItem.pk.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 raise Conflict(
@@ -165,7 +165,7 @@ class DynamoEmployees:
 
     def save(self, employee: Employee, previous: Employee) -> None:
         try:
-            self._item(employee).save(condition=EmployeeItem.version == previous.version)
+            transactions.save(self._item(employee), EmployeeItem.version == previous.version)
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 raise Conflict(

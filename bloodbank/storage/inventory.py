@@ -37,7 +37,7 @@ from bloodbank.domain.inventory import (
 )
 from bloodbank.errors import StaleWrite
 from bloodbank.ports import IdempotencyRecord, InventoryWrite, Page, StockCounts, TestRecord
-from bloodbank.storage import keys
+from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import (
     AlertItem,
     BloodRequestItem,
@@ -503,8 +503,9 @@ class DynamoInventory:
     def set_threshold(self, key: LevelKey, threshold: Threshold) -> None:
         counter = StockLevelItem()
         counter.set_key(keys.stock_level(key.site_id, key.blood_group, key.component.value))
-        counter.update(
-            actions=[
+        transactions.update(
+            counter,
+            [
                 *_level_identity(StockLevelItem, key),
                 *_index_actions(
                     "gsi3", keys.stock_level_index(key.site_id, key.blood_group, key.component.value)
@@ -513,7 +514,7 @@ class DynamoInventory:
                 StockLevelItem.amber_days.set(threshold.amber_days),
                 StockLevelItem.red_days.set(threshold.red_days),
                 StockLevelItem.window_days.set(threshold.window_days),
-            ]
+            ],
         )
 
     # --- requests ---------------------------------------------------------------------------------

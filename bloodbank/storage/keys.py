@@ -456,3 +456,70 @@ def employees_of_department(department_key: str, sort_name: str, employee_id: st
 
 def employees_of_department_partition(department_key: str) -> str:
     return f"EMPLOYEES#DEPT#{department_key}"
+
+
+# --- audit trail ---------------------------------------------------------------------------------
+# The infra denies UpdateItem and DeleteItem on these partitions (AuditRecordsAreAppendOnly).
+AUDIT_PREFIX = "AUDIT#"
+ALL_AUDIT_EVENTS = "AUDIT"
+
+
+def audit_event(event_id: str) -> Key:
+    return Key(f"{AUDIT_PREFIX}{event_id}", "AUDIT")
+
+
+def all_audit_events(at: datetime, event_id: str) -> IndexKey:
+    return IndexKey("gsi1", ALL_AUDIT_EVENTS, f"{_instant(at)}#{event_id}")
+
+
+def audit_events_of_actor_partition(actor: str) -> str:
+    return f"{AUDIT_PREFIX}ACTOR#{actor}"
+
+
+def audit_events_of_actor(actor: str, at: datetime, event_id: str) -> IndexKey:
+    return IndexKey("gsi2", audit_events_of_actor_partition(actor), f"{_instant(at)}#{event_id}")
+
+
+def audit_events_of_target_partition(target_type: str, target_id: str) -> str:
+    return f"{AUDIT_PREFIX}TARGET#{target_type}#{target_id}"
+
+
+def audit_events_of_target(target_type: str, target_id: str, at: datetime, event_id: str) -> IndexKey:
+    return IndexKey(
+        "gsi3", audit_events_of_target_partition(target_type, target_id), f"{_instant(at)}#{event_id}"
+    )
+
+
+def audit_instant(at: datetime) -> str:
+    """The sort-key form of an instant, for time-range conditions on the audit indexes."""
+    return _instant(at)
+
+
+# The record a write changed, for the audit trail: the GraphQL type of each item partition the
+# mutations write first. Counters, ledgers and markers are never a mutation's first write.
+_TARGET_TYPES = {
+    "DONOR": "Donor",
+    "UNIT": "BloodUnit",
+    "REQUEST": "BloodRequest",
+    "STOCKLEVEL": "StockLevel",
+    "CAMPAIGN": "Campaign",
+    "TEMPLATE": "EmailTemplate",
+    "LIST": "RecipientList",
+    "EMPLOYEE": "Employee",
+    "TESTS": "Donation",
+    "SITE": "Site",
+    "HOSPITAL": "Hospital",
+}
+
+
+def audit_target(key: Key) -> tuple[str, str] | None:
+    """(GraphQL type, id) of the record at ``key``, or None for an item that is not one."""
+    prefix, _, rest = key.pk.partition("#")
+    kind = _TARGET_TYPES.get(prefix)
+    if kind is None or not rest:
+        return None
+    if prefix == "DONOR" and key.sk.startswith(DONATION_PREFIX):
+        return "Donation", key.sk.rsplit("#", 1)[-1]  # DONATION#<instant>#<din>
+    if prefix == "STOCKLEVEL":
+        return kind, f"{rest}:{key.sk.removeprefix(LEVEL_PREFIX).replace('#', ':')}"
+    return kind, rest

@@ -494,6 +494,22 @@ class EmailTemplateItem(TableItem, discriminator="EmailTemplate"):
     created_by = UnicodeAttribute()
 
 
+class AuditEventItem(TableItem, discriminator="AuditEvent"):
+    """One audit record (``AUDIT#<id>`` / ``AUDIT``), written once and never changed (the application's
+    roles are denied UpdateItem and DeleteItem on ``AUDIT#`` keys). Listed newest first on gsi1
+    (``AUDIT``), by actor on gsi2, by target on gsi3."""
+
+    event_id = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    actor = UnicodeAttribute()
+    groups = ListAttribute(of=UnicodeAttribute)
+    action = UnicodeAttribute()
+    target_type = UnicodeAttribute(null=True)
+    target_id = UnicodeAttribute(null=True)
+    request_id = UnicodeAttribute()
+    hospital_id = UnicodeAttribute(null=True)
+
+
 class RecipientListItem(TableItem, discriminator="RecipientList"):
     """A recipient list (``LIST#<id>`` / ``LIST``): its import's state and counts; listed on gsi3."""
 

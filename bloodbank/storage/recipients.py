@@ -26,7 +26,7 @@ from bloodbank.domain.campaigns import address_key
 from bloodbank.domain.recipients import ImportCounts, ListMember, ListStatus, RecipientList
 from bloodbank.errors import Conflict, DependencyUnavailable
 from bloodbank.ports import Page
-from bloodbank.storage import keys
+from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import ListMemberItem, RecipientListItem, TableBinding, TableItem
 from bloodbank.storage.paging import query_page
 
@@ -125,7 +125,7 @@ class DynamoRecipientLists:
     def create(self, recipient_list: RecipientList) -> None:
         """PutItem if ``pk`` is absent."""
         try:
-            _item(recipient_list).save(condition=RecipientListItem.pk.does_not_exist())
+            transactions.save(_item(recipient_list), RecipientListItem.pk.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code == _CONDITION_FAILED:
                 raise Conflict(f"A recipient list with id {recipient_list.id} exists already") from None
@@ -156,7 +156,7 @@ class DynamoRecipientLists:
         if upload_id is not None:
             condition &= RecipientListItem.upload_id == upload_id
         try:
-            _item(recipient_list).save(condition=condition)
+            transactions.save(_item(recipient_list), condition)
         except PutError as exc:
             if exc.cause_response_code == _CONDITION_FAILED:
                 return False

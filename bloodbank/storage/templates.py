@@ -11,7 +11,7 @@ from bloodbank.cursor import CursorCodec
 from bloodbank.domain.email_templates import EmailTemplate
 from bloodbank.errors import Conflict, DependencyUnavailable
 from bloodbank.ports import Page
-from bloodbank.storage import keys
+from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import EmailTemplateItem, TableBinding
 from bloodbank.storage.paging import query_page
 
@@ -53,7 +53,7 @@ class DynamoEmailTemplates:
         item.set_key(keys.email_template(template.id))
         item.set_index(keys.all_email_templates(template.created_at, template.id))
         try:
-            item.save(condition=EmailTemplateItem.pk.does_not_exist())
+            transactions.save(item, EmailTemplateItem.pk.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code == _CONDITION_FAILED:
                 raise Conflict(f"A template with id {template.id} exists already") from None

@@ -1,4 +1,5 @@
-"""Transactions whose failed conditions come back by name, and retries for ones that only collided."""
+"""Transactions whose failed conditions come back by name, retries for ones that only collided, and the
+mutation's audit record added to its first write (``bloodbank.domain.audit``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,17 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from botocore.exceptions import ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from bloodbank.domain import audit
 from bloodbank.storage import keys
+from bloodbank.storage.audit import audit_item
+from bloodbank.storage.models import AuditEventItem
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,12 +37,21 @@ class Transaction:
 
     PynamoDB sends condition checks, then deletes, then puts, then updates, whatever order they were
     added in; DynamoDB reports cancellation reasons in the order sent. Names keep that straight.
+
+    While a mutation runs, its audit record joins the first transaction it commits (as the item
+    named ``audit``), naming the first item put, updated or deleted as the record's target unless the
+    mutation's arguments named one.
     """
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._tx = TransactWrite(connection=connection)
         self._names: dict[str, list[str]] = {"check": [], "delete": [], "put": [], "update": []}
+        self._first: keys.Key | None = None
+
+    def _wrote(self, item: Model) -> None:
+        if self._first is None:
+            self._first = keys.Key(str(getattr(item, "pk", "")), str(getattr(item, "sk", "")))
 
     def check(self, name: str, model: type[Model], key: keys.Key, condition: Condition) -> None:
         self._tx.condition_check(model, key.pk, key.sk, condition=condition)
@@ -46,23 +60,85 @@ class Transaction:
     def delete(self, name: str, item: Model, condition: Condition | None = None) -> None:
         self._tx.delete(item, condition=condition)
         self._names["delete"].append(name)
+        self._wrote(item)
 
     def put(self, name: str, item: Model, condition: Condition | None = None) -> None:
         self._tx.save(item, condition=condition)
         self._names["put"].append(name)
+        self._wrote(item)
 
     def update(self, name: str, item: Model, actions: list[Any], condition: Condition | None = None) -> None:
         self._tx.update(item, actions, condition=condition)
         self._names["update"].append(name)
+        self._wrote(item)
 
     def commit(self) -> None:
+        scope = audit.pending.get()
+        event = None
+        if scope is not None and not scope.written and self._first is not None and self._size() < MAX_ITEMS:
+            target = keys.audit_target(self._first)
+            event = scope.with_target(audit.Target(*target) if target else None)
+            self._tx.save(audit_item(event), condition=AuditEventItem.pk.does_not_exist())
+            self._names["put"].append("audit")
         order = [n for kind in ("check", "delete", "put", "update") for n in self._names[kind]]
         if len(order) > MAX_ITEMS:
             raise ValueError(f"a transaction holds at most {MAX_ITEMS} items, not {len(order)}")
         try:
             self._tx._commit()
         except TransactWriteError as exc:
-            raise ConditionsFailed(_failed_names(exc, order)) from exc
+            failed = _failed_names(exc, order)
+            if "audit" in failed:  # a record with this id exists: never the caller's fault, never a conflict
+                raise RuntimeError("the audit record's id is taken; nothing was written") from exc
+            raise ConditionsFailed(failed) from exc
+        if scope is not None and event is not None:
+            scope.event, scope.written = event, True
+
+    def _size(self) -> int:
+        return sum(len(names) for names in self._names.values())
+
+
+def save(item: Model, condition: Condition | None = None) -> None:
+    """``item.save(condition=...)``; during a mutation, in one transaction with its audit record.
+
+    Fails as ``item.save`` does (``PutError``, ``ConditionalCheckFailedException`` for a failed
+    condition), so callers handle one kind of error either way.
+    """
+    if not _audit_due():
+        item.save(condition=condition)
+        return
+    tx = Transaction(item._get_connection().connection)
+    tx.put("item", item, condition)
+    _commit_single(tx, PutError)
+
+
+def update(item: Model, actions: list[Any], condition: Condition | None = None) -> None:
+    """``item.update(actions=..., condition=...)``; during a mutation, in one transaction with its audit
+    record. Fails as ``item.update`` does (``UpdateError``)."""
+    if not _audit_due():
+        item.update(actions=actions, condition=condition)
+        return
+    tx = Transaction(item._get_connection().connection)
+    tx.update("item", item, actions, condition)
+    _commit_single(tx, UpdateError)
+
+
+def _audit_due() -> bool:
+    scope = audit.pending.get()
+    return scope is not None and not scope.written
+
+
+def _commit_single(tx: Transaction, error: type[PutError] | type[UpdateError]) -> None:
+    try:
+        tx.commit()
+    except ConditionsFailed as exc:
+        reply = {
+            "Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}
+        }
+        raise error("the condition did not hold", ClientError(reply, "TransactWriteItems")) from exc
+    except TransactWriteError as exc:
+        if collided(exc):
+            raise  # retry_on_transaction_conflict runs it again
+        raise error("the write failed", exc.cause) from exc
 
 
 def _failed_names(exc: TransactWriteError, order: list[str]) -> set[str]:

@@ -6,7 +6,6 @@ Helpers (the template reader, the evaluator, roles and grants) come from ``test_
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bloodbank import observability
 from tests.infra.test_template import (
     FUNCTION_NAMES,
     INFRA,
@@ -43,23 +43,8 @@ from tests.infra.test_template import (
 )
 
 # The business metrics the code emits through aws-lambda-powertools (CloudWatch EMF, unit Count, one
-# dimension service=bloodbank). bloodbank/observability.py's METRICS is the source when it exists.
-EMITTED_METRICS = (
-    "DonationsRecorded",
-    "UnitsIssued",
-    "ShortagesRaised",
-    "StockRedAlerts",
-    "EmailsSent",
-    "EmailsBounced",
-    "EmailsComplained",
-    "AuditRecordsAltered",
-)
-if importlib.util.find_spec("bloodbank.observability") is not None:
-    from bloodbank.observability import METRICS as _CODE_METRICS
-
-    METRICS: tuple[str, ...] = tuple(_CODE_METRICS)
-else:  # pragma: no cover - until the module exists
-    METRICS = EMITTED_METRICS
+# dimension service=bloodbank), as bloodbank/observability.py lists them.
+METRICS: tuple[str, ...] = tuple(observability.METRICS)
 SERVICE = "bloodbank"
 NAMESPACE = {"Fn::Sub": "Bloodbank/${EnvironmentName}"}
 ALARM_TOPIC = "OperationsAlarmTopic"
@@ -251,13 +236,8 @@ def test_functions_are_traced_and_name_the_metrics_namespace_and_service(name: s
 
 
 def test_the_code_names_the_same_service_and_namespace_variable() -> None:
-    if importlib.util.find_spec("bloodbank.observability") is None:  # pragma: no cover
-        pytest.skip("bloodbank.observability does not exist yet")
-    from bloodbank import observability
-
     assert observability.SERVICE == SERVICE
     assert observability.NAMESPACE_VARIABLE == "POWERTOOLS_METRICS_NAMESPACE"
-    assert set(EMITTED_METRICS) == set(METRICS), "update EMITTED_METRICS (tests/infra) with the code"
 
 
 # --- alarms ------------------------------------------------------------------------------------------------
