@@ -390,7 +390,9 @@ def build_container(
 
         key_source = HttpKeySetSource(settings.jwks_url)
     real_probes.append(CachedProbe(_KeySetProbe(key_source), ttl_seconds=30))
-    verifier = TokenVerifier(KeySet(key_source), settings.token_issuer, settings.client_ids)
+    verifier = TokenVerifier(
+        KeySet(key_source), settings.token_issuer, settings.client_ids, machine_scope=settings.machine_scope
+    )
     notifications = NotificationService(notifier, ledger, clock)
     broker = LocalAlertBroker()  # this process's subscriptions
     if alert_publisher is None:

@@ -11,6 +11,11 @@ class SettingsError(Exception):
     """A required setting is missing or malformed; the message names it."""
 
 
+# The OAuth scope (resource server ``bloodbank``, scope ``hospital``) that machine-to-machine tokens of
+# registered hospital app clients carry (Cognito's client-credentials grant).
+DEFAULT_MACHINE_SCOPE = "bloodbank/hospital"
+
+
 @dataclass(frozen=True)
 class Settings:
     region: str
@@ -45,6 +50,9 @@ class Settings:
     campaign_queue_url: str = ""  # the campaign work queue (SQS); empty: campaigns cannot launch
     # Employees: the SNS topic that hears of new and approved profiles (empty: nobody is told).
     employee_topic_arn: str = ""
+    # Hospital integrations: client-credentials access tokens carrying this scope, of app clients
+    # registered to a hospital (``bloodbank hospital-client create``). Empty: no machine access.
+    machine_scope: str = DEFAULT_MACHINE_SCOPE
 
     def __post_init__(self) -> None:
         if not self.token_issuer:
@@ -64,6 +72,8 @@ class Settings:
             raise SettingsError("BLOODBANK_APPEAL_PERIOD_DAYS must be 1-365")
         if not self.public_url.startswith(("https://", "http://")):
             raise SettingsError("BLOODBANK_PUBLIC_URL must be an http(s) URL")
+        if any(c.isspace() for c in self.machine_scope):
+            raise SettingsError("BLOODBANK_MACHINE_SCOPE must be one OAuth scope (no spaces)")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +122,7 @@ class Settings:
             ses_configuration_set=env.get("BLOODBANK_SES_CONFIGURATION_SET") or "bloodbank",
             campaign_queue_url=env.get("BLOODBANK_CAMPAIGN_QUEUE_URL", ""),
             employee_topic_arn=env.get("BLOODBANK_EMPLOYEE_TOPIC_ARN", ""),
+            machine_scope=env.get("BLOODBANK_MACHINE_SCOPE", DEFAULT_MACHINE_SCOPE).strip(),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -139,6 +150,7 @@ class Settings:
             "BLOODBANK_SES_CONFIGURATION_SET": self.ses_configuration_set,
             "BLOODBANK_CAMPAIGN_QUEUE_URL": self.campaign_queue_url,
             "BLOODBANK_EMPLOYEE_TOPIC_ARN": self.employee_topic_arn,
+            "BLOODBANK_MACHINE_SCOPE": self.machine_scope,
         }
         if self.dynamodb_endpoint:
             env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint

@@ -235,6 +235,114 @@ def sign_in(
     return dict(result["AuthenticationResult"])
 
 
+# --- hospital integrations: app clients for the OAuth client-credentials grant --------------------
+RESOURCE_SERVER = "bloodbank"  # the resource server's identifier: scopes are "bloodbank/<name>"
+HOSPITAL_SCOPE_NAME = "hospital"
+
+
+def ensure_resource_server(endpoint: str | None, region: str, pool_id: str) -> str:
+    """The API's resource server with its ``hospital`` scope (what the template declares on AWS);
+    returns the full scope, ``bloodbank/hospital``."""
+    idp = client("cognito-idp", endpoint, region)
+    try:
+        idp.describe_resource_server(UserPoolId=pool_id, Identifier=RESOURCE_SERVER)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        idp.create_resource_server(
+            UserPoolId=pool_id,
+            Identifier=RESOURCE_SERVER,
+            Name="Blood service API",
+            Scopes=[{"ScopeName": HOSPITAL_SCOPE_NAME, "ScopeDescription": "A hospital's integration"}],
+        )
+    return f"{RESOURCE_SERVER}/{HOSPITAL_SCOPE_NAME}"
+
+
+@dataclass(frozen=True)
+class AppClient:
+    client_id: str
+    name: str
+    secret: str = ""  # only when just created (or described): never logged, never stored by us
+
+
+def create_machine_client(
+    endpoint: str | None, region: str, pool_id: str, name: str, scope: str, token_minutes: int = 60
+) -> AppClient:
+    """A confidential app client that may only use the client-credentials grant, for ``scope``;
+    its access tokens last ``token_minutes`` (Cognito allows 5 minutes to a day)."""
+    result = client("cognito-idp", endpoint, region).create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName=name,
+        GenerateSecret=True,
+        AllowedOAuthFlows=["client_credentials"],
+        AllowedOAuthScopes=[scope],
+        AllowedOAuthFlowsUserPoolClient=True,
+        ExplicitAuthFlows=["ALLOW_REFRESH_TOKEN_AUTH"],  # no user sign-in at all through this client
+        SupportedIdentityProviders=["COGNITO"],
+        AccessTokenValidity=token_minutes,
+        TokenValidityUnits={"AccessToken": "minutes"},
+        EnableTokenRevocation=True,
+        PreventUserExistenceErrors="ENABLED",
+    )["UserPoolClient"]
+    return AppClient(
+        str(result["ClientId"]), str(result.get("ClientName", name)), str(result["ClientSecret"])
+    )
+
+
+def describe_app_client(
+    endpoint: str | None, region: str, pool_id: str, client_id: str
+) -> dict[str, Any] | None:
+    """``DescribeUserPoolClient`` (secret included), or None if the pool has no such client."""
+    try:
+        found = client("cognito-idp", endpoint, region).describe_user_pool_client(
+            UserPoolId=pool_id, ClientId=client_id
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ResourceNotFoundException", "InvalidParameterException"):
+            return None
+        raise
+    return dict(found["UserPoolClient"])
+
+
+def list_app_clients(endpoint: str | None, region: str, pool_id: str) -> list[AppClient]:
+    """Every app client of the pool (ids and names, no secrets), all pages."""
+    idp = client("cognito-idp", endpoint, region)
+    found: list[AppClient] = []
+    request: dict[str, Any] = {"UserPoolId": pool_id, "MaxResults": 60}
+    while True:
+        page = idp.list_user_pool_clients(**request)
+        found += [
+            AppClient(str(c["ClientId"]), str(c.get("ClientName", ""))) for c in page["UserPoolClients"]
+        ]
+        if not page.get("NextToken"):
+            return found
+        request["NextToken"] = page["NextToken"]
+
+
+def delete_app_client(endpoint: str | None, region: str, pool_id: str, client_id: str) -> bool:
+    """Delete the app client; False if it was gone already."""
+    try:
+        client("cognito-idp", endpoint, region).delete_user_pool_client(
+            UserPoolId=pool_id, ClientId=client_id
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+def token_url_of_pool(endpoint: str | None, region: str, pool_id: str) -> str | None:
+    """The pool's OAuth 2.0 token endpoint (``https://<domain>/oauth2/token``), None without a domain."""
+    pool = client("cognito-idp", endpoint, region).describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    if pool.get("CustomDomain"):
+        return f"https://{pool['CustomDomain']}/oauth2/token"
+    if pool.get("Domain"):
+        suffix = "amazoncognito.com.cn" if region.startswith("cn-") else "amazoncognito.com"
+        return f"https://{pool['Domain']}.auth.{region}.{suffix}/oauth2/token"
+    return None
+
+
 def wait_until_answers(url: str, timeout_seconds: float) -> None:
     """Poll an HTTP endpoint until it answers at all (any status), or raise TimeoutError."""
     deadline = time.monotonic() + timeout_seconds

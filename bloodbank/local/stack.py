@@ -1,7 +1,8 @@
 """``bloodbank serve``: the whole system on one machine, with Amazon's and moto's engines.
 
 The stack's facts (ports, user pool, app client) go to ``<state dir>/stack.json`` so that
-``bloodbank token`` and ``bloodbank seed`` can find a running stack.
+``bloodbank token`` and ``bloodbank seed`` can find a running stack. The demo hospital integration's
+app client (client-credentials grant) goes to ``<state dir>/hospital-client.json`` (mode 600).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class StackInfo:
     uploads_queue_url: str = ""  # S3 upload notifications (the import's trigger on AWS)
     photos_queue_url: str = ""  # S3 notifications of employee photo uploads (the photo function's trigger)
     employee_topic_arn: str = ""
+    token_url: str = ""  # the local stand-in for the pool domain's /oauth2/token (bloodbank.local.oauth)
 
     def settings(self, page_token_secret: str) -> Settings:
         return Settings(
@@ -264,6 +266,58 @@ def provision_and_seed(info: StackInfo, secret: str) -> dict[str, str]:
     return subs
 
 
+DEMO_HOSPITAL_CLIENT = "hospital-hosp-st-mary-demo"  # the app client's name in the local pool
+DEMO_CLIENT_HOSPITAL = "hosp-st-mary"
+
+
+def hospital_client_path(state: Path) -> Path:
+    return state / "hospital-client.json"
+
+
+def ensure_demo_hospital_client(info: StackInfo, state: Path) -> dict[str, str]:
+    """The demo hospital's integration client (client credentials, ``hosp-st-mary``), created once
+    per moto server (with the same id and secret each time, as the demo users keep their ``sub``),
+    registered to its hospital in the table, and written to ``hospital-client.json`` (mode 600):
+    ``client_id``, ``client_secret``, ``token_url``, ``scope``, ``hospital_id``."""
+    from bloodbank.storage.directory import DynamoDirectory
+
+    scope = provisioning.ensure_resource_server(info.aws_endpoint, info.region, info.user_pool_id)
+    found = next(
+        (
+            c
+            for c in provisioning.list_app_clients(info.aws_endpoint, info.region, info.user_pool_id)
+            if c.name == DEMO_HOSPITAL_CLIENT
+        ),
+        None,
+    )
+    if found is None:
+        provisioning._moto_seed(info.aws_endpoint, f"client:{POOL_NAME}:{DEMO_HOSPITAL_CLIENT}")
+        made = provisioning.create_machine_client(
+            info.aws_endpoint, info.region, info.user_pool_id, DEMO_HOSPITAL_CLIENT, scope
+        )
+        client_id, secret = made.client_id, made.secret
+    else:
+        described = provisioning.describe_app_client(
+            info.aws_endpoint, info.region, info.user_pool_id, found.client_id
+        )
+        client_id, secret = found.client_id, str((described or {}).get("ClientSecret", ""))
+    DynamoDirectory().put_membership(client_id, DEMO_CLIENT_HOSPITAL)
+    facts = {
+        "client_id": client_id,
+        "client_secret": secret,
+        "token_url": info.token_url,
+        "scope": scope,
+        "hospital_id": DEMO_CLIENT_HOSPITAL,
+    }
+    path = hospital_client_path(state)
+    state.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(json.dumps(facts, indent=2) + "\n")
+    return facts
+
+
 def seed_stock(binding: TableBinding, directory: DynamoDirectory, secret: str) -> int:
     """Demo units released through the lab's own path (negative results and typing), par levels.
 
@@ -367,9 +421,11 @@ def start(
             uploads_queue_url=upload_queues[UPLOADS_QUEUE],
             photos_queue_url=upload_queues[PHOTO_UPLOADS.queue_name],
             employee_topic_arn=employee_topic,
+            token_url=f"{'https' if tls else 'http'}://{host}:{port}/oauth2/token",
         )
         secret = page_token_secret(state)
         subs = provision_and_seed(info, secret)
+        ensure_demo_hospital_client(info, state)
         write_info(state, info)
         try:
             yield info, info.settings(secret), subs

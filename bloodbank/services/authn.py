@@ -6,6 +6,14 @@ Checks, in order: a well-formed compact JWS; header ``alg`` is RS256 (nothing el
 garbage tokens hammer the identity provider); the RS256 signature; ``iss``; ``exp`` present and not
 past (small leeway); ``token_use`` is ``access`` or ``id``; and the app client: ``client_id`` of an
 access token, ``aud`` of an ID token, must be one of ours.
+
+Hospital integrations sign in without a person, with Cognito's OAuth client-credentials grant: each
+hospital has its own confidential app client (``bloodbank hospital-client create``), which is not one
+of ours. Such an access token passes every check above except the client list, and is accepted in its
+stead when it has the shape only that grant gives (the machine scope in ``scope``, no ``username``,
+``sub`` equal to ``client_id``); the Authenticator then requires the client's membership of a hospital
+(the directory, keyed by the client id as it is by a user's ``sub``). Revoking a client deletes that
+membership, so its tokens stop working at once, whatever their expiry.
 """
 
 from __future__ import annotations
@@ -87,12 +95,30 @@ class KeySet:
                 self._refresh()
 
 
+def is_machine_token(claims: Mapping[str, Any], machine_scope: str) -> bool:
+    """A client-credentials access token with the machine scope: no user, ``sub`` is the client."""
+    scope = claims.get("scope")
+    client = claims.get("client_id")
+    return (
+        bool(machine_scope)
+        and claims.get("token_use") == "access"
+        and isinstance(scope, str)
+        and machine_scope in scope.split()
+        and "username" not in claims
+        and "cognito:username" not in claims
+        and isinstance(client, str)
+        and bool(client)
+        and claims.get("sub") == client
+    )
+
+
 @dataclass
 class TokenVerifier:
     keys: KeySet
     issuer: str
     client_ids: frozenset[str]
     leeway_seconds: int = 30
+    machine_scope: str = ""  # empty: client-credentials tokens are not accepted
 
     def verify(self, token: str) -> Mapping[str, Any]:
         """The token's claims if it is a valid token of our pool and app clients; else Unauthenticated."""
@@ -137,7 +163,9 @@ class TokenVerifier:
             client = claims.get("aud")
         else:
             raise _reject("neither an access nor an ID token")
-        if not isinstance(client, str) or client not in self.client_ids:
+        if not isinstance(client, str) or (
+            client not in self.client_ids and not is_machine_token(claims, self.machine_scope)
+        ):
             raise _reject("issued to another app client")
         if not isinstance(claims.get("sub"), str):
             raise _reject("no subject")
@@ -163,6 +191,8 @@ class Authenticator:
         else:
             raise _reject("send 'Authorization: <token>' or 'Authorization: Bearer <token>'")
         claims = self.verifier.verify(token)
+        if is_machine_token(claims, self.verifier.machine_scope):
+            return self._machine_identity(claims)
         groups = parse_groups(claims.get("cognito:groups"))
         username = claims.get("username") or claims.get("cognito:username") or claims["sub"]
         hospital_id = None
@@ -177,6 +207,25 @@ class Authenticator:
             token_use=str(claims["token_use"]),
             claims=claims,
             hospital_id=hospital_id if isinstance(hospital_id, str) else None,
+        )
+
+    def _machine_identity(self, claims: Mapping[str, Any]) -> Identity:
+        """A hospital's integration: the Hospitals group and the hospital its client is registered
+        to, nothing from the token's own group or hospital claims (the directory is the authority)."""
+        client_id = str(claims["sub"])
+        hospital_id = self.directory.hospital_of(client_id)
+        if not hospital_id:
+            raise Unauthenticated(
+                "Invalid token: this app client is not registered to a hospital. Ask the blood service"
+                " to register your integration's app client, then get a new token"
+            )
+        return Identity(
+            sub=client_id,
+            username=f"client:{client_id}",
+            groups=frozenset({Group.HOSPITALS}),
+            token_use="access",  # noqa: S106 - a claim value
+            claims=claims,
+            hospital_id=hospital_id,
         )
 
     def sign_in(self, authorization: str | None, request_id: str) -> Identity | None:

@@ -70,3 +70,10 @@ class DynamoDirectory:
         item = HospitalMemberItem(user_sub=user_sub, hospital_id=hospital_id)
         item.set_key(keys.hospital_membership(user_sub))
         item.save()
+
+    def delete_membership(self, user_sub: str) -> None:
+        """The user (or hospital app client) no longer acts for any hospital; no error if it did not."""
+        key = keys.hospital_membership(user_sub)
+        item = HospitalMemberItem(user_sub=user_sub, hospital_id="")
+        item.set_key(key)
+        item.delete()

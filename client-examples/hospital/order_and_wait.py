@@ -18,9 +18,19 @@
 
 Log lines carry the request id, statuses, counts and unit DINs only: no token, no personal data, no
 free text (a cancellation's reason is not printed). Settings: BLOODBANK_API (default
-http://127.0.0.1:8000/graphql), TOKEN (a Cognito access token of the hospital's integration user), or
-TOKEN_COMMAND (a command that prints one; run again when the token expires), else the local stack's
-demo hospital user (``bloodbank token --as hospital``). BLOODBANK_TIMEOUT: seconds per HTTP request.
+http://127.0.0.1:8000/graphql), and how to sign in, the first that is set:
+
+- CLIENT_ID and CLIENT_SECRET (and TOKEN_URL, default ``bloodbank serve``'s
+  http://127.0.0.1:8000/oauth2/token; SCOPE, default ``bloodbank/hospital``): the hospital's own app
+  client, by the OAuth client-credentials grant (no person, no password). The token is kept and
+  renewed shortly before it expires, and once more if the API refuses it; the secret and the tokens
+  are never printed. ``bloodbank hospital-client create`` makes such a client (locally, the demo
+  client's id and secret are in ``.local/hospital-client.json``);
+- TOKEN (a Cognito access token of the hospital's integration user), or TOKEN_COMMAND (a command that
+  prints one; run again when the token expires);
+- else the local stack's demo hospital user (``bloodbank token --as hospital``).
+
+BLOODBANK_TIMEOUT: seconds per HTTP request.
 
 Exit codes: 0 done; 1 the API refused the order (BAD_USER_INPUT, FORBIDDEN, CONFLICT, NOT_FOUND) or
 the key file is unusable; 2 bad arguments; 3 not signed in or the token expired (UNAUTHENTICATED); 4
@@ -42,7 +52,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))  # bloodbank_client.py
 
-from bloodbank_client import DEFAULT_API, ApiError, BloodbankClient, can_refresh_token, token_from_env
+from bloodbank_client import (
+    DEFAULT_API,
+    ApiError,
+    BloodbankClient,
+    ClientCredentials,
+    can_refresh_token,
+    token_from_env,
+)
 
 FIELDS = "id status quantity allocated outstanding siteId neededBy units { id status }"
 ORDER = f"""mutation Order($input: CreateBloodRequestInput!) {{
@@ -198,12 +215,14 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     api = os.environ.get("BLOODBANK_API", DEFAULT_API)
-    tokens = token_from_env("hospital")
     args.resolved_key = None
     try:
+        tokens = token_from_env("hospital")
         args.resolved_key = idempotency_key(args)
+        # Client credentials: the first request fetches the token (retried like any request).
+        first = "" if isinstance(tokens, ClientCredentials) else tokens()
         with BloodbankClient(
-            api, tokens(), token_provider=tokens if can_refresh_token() else None, log=warn
+            api, first, token_provider=tokens if can_refresh_token() else None, log=warn
         ) as client:
             request = order(client, args)
             show("ordered", request)
@@ -212,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         warn(str(error))
         if error.code == "UNAUTHENTICATED":
             warn(
-                "The API refused the token (expired or not a Cognito access token of the hospital"
-                " integration): get a new one (or set TOKEN_COMMAND) and run again with"
-                f" --key {args.resolved_key} (or the same --key-file): the order will not be placed twice."
+                "The API refused the token (expired, or not a Cognito access token of the hospital"
+                " integration or of an app client registered to the hospital): fix CLIENT_ID /"
+                " CLIENT_SECRET / TOKEN_URL (or get a new TOKEN, or set TOKEN_COMMAND) and run again"
+                f" with --key {args.resolved_key} (or the same --key-file): the order will not be"
+                " placed twice."
             )
             return UNAUTHENTICATED
         if error.code in {"BAD_USER_INPUT", "FORBIDDEN", "CONFLICT", "NOT_FOUND"}:

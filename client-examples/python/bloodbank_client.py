@@ -16,6 +16,11 @@ What an integration needs beyond ``httpx.post``:
   ``clientRequestToken``: the API then applies it once however often it arrives.
 - **an expired token**: with a ``token_provider`` the client fetches a new token once on
   ``UNAUTHENTICATED`` and sends the request again; without one it raises, and the caller says so.
+- **machine-to-machine sign-in**: :class:`ClientCredentials` gets access tokens from the user pool's
+  OAuth 2.0 token endpoint with the client-credentials grant (a hospital's app client id and secret,
+  ``CLIENT_ID`` / ``CLIENT_SECRET`` / ``TOKEN_URL`` in :func:`token_from_env`), keeps the token and
+  gets a new one shortly before it expires (and on ``UNAUTHENTICATED``). Neither the secret nor a token
+  is ever logged, printed or put in an error message.
 
     client = BloodbankClient(API, token)
     data = client.execute("{ stockLevels(siteId: \\"site-north\\") { bloodGroup available status } }")
@@ -28,6 +33,7 @@ import json
 import os
 import random
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -89,6 +95,103 @@ class ApiError(Exception):
         return None
 
 
+LOCAL_TOKEN_URL = "http://127.0.0.1:8000/oauth2/token"  # noqa: S105 - `bloodbank serve`'s, not a secret
+DEFAULT_SCOPE = "bloodbank/hospital"
+
+
+class ClientCredentials:
+    """Access tokens by the OAuth 2.0 client-credentials grant (RFC 6749 section 4.4), as a Cognito
+    user pool domain's ``/oauth2/token`` gives them to a confidential app client.
+
+    ``current()`` returns the kept token, or a new one when it expires within ``renew_before``
+    seconds (at least a tenth of its lifetime); calling the object gets a new one whatever the kept
+    one's expiry (what :class:`BloodbankClient` does on ``UNAUTHENTICATED``). The secret goes in the
+    ``Authorization: Basic`` header only, and is never logged, printed, or put in an error.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scope: str | None = DEFAULT_SCOPE,
+        renew_before: float = 60.0,
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        http: httpx.Client | None = None,
+    ) -> None:
+        if not token_url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+            raise ValueError("TOKEN_URL must be https (plain http only on loopback, for the local stack)")
+        self.token_url = token_url
+        self.client_id = client_id
+        self._secret = client_secret
+        self.scope = scope
+        self.renew_before = renew_before
+        self._clock = clock
+        self._http = http or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)))
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._lock = threading.Lock()
+        self.fetched = 0  # how many tokens were fetched (for logs and tests; never the tokens)
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials(token_url={self.token_url!r}, client_id={self.client_id!r})"
+
+    def current(self) -> str:
+        """The kept token while it is fresh; else a new one."""
+        with self._lock:
+            if self._token is not None and self._clock() < self._renew_at:
+                return self._token
+        return self()
+
+    def __call__(self) -> str:
+        """A new token from the token endpoint."""
+        form = {"grant_type": "client_credentials", **({"scope": self.scope} if self.scope else {})}
+        try:
+            response = self._http.post(
+                self.token_url,
+                data=form,
+                auth=(self.client_id, self._secret),  # HTTP Basic (client_secret_basic)
+                headers={"accept": "application/json"},
+            )
+        except httpx.TimeoutException:
+            raise ApiError(
+                NETWORK_ERROR, "the token endpoint did not answer in time", transient=True
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApiError(
+                NETWORK_ERROR, f"no answer from the token endpoint ({type(exc).__name__})", transient=True
+            ) from None
+        if response.status_code in RETRIED_STATUS:
+            raise ApiError(NETWORK_ERROR, f"token endpoint HTTP {response.status_code}", transient=True)
+        try:
+            body = response.json()
+        except json.JSONDecodeError:
+            body = None
+        if not isinstance(body, dict):
+            raise ApiError("UNAUTHENTICATED", f"token endpoint HTTP {response.status_code}, not JSON")
+        if response.status_code != 200 or not isinstance(body.get("access_token"), str):
+            # Only the error code: its description could echo what was sent.
+            error = body.get("error") if isinstance(body.get("error"), str) else "no token"
+            raise ApiError(
+                "UNAUTHENTICATED",
+                f"the token endpoint refused the client credentials ({error}, HTTP {response.status_code}):"
+                " check CLIENT_ID, CLIENT_SECRET and TOKEN_URL, or ask the blood service whether the"
+                " app client was revoked",
+            )
+        lifetime = body.get("expires_in")
+        seconds = float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else 300.0
+        with self._lock:
+            self._token = body["access_token"]
+            self._renew_at = self._clock() + seconds - max(min(self.renew_before, seconds / 2), seconds / 10)
+            self.fetched += 1
+            return self._token
+
+    def close(self) -> None:
+        self._http.close()
+
+
 def local_token(role: str) -> str:
     """A demo user's access token from the local stack (``bloodbank token --as <role>``)."""
     cli = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "bloodbank"
@@ -98,9 +201,33 @@ def local_token(role: str) -> str:
     return done.stdout.strip()
 
 
+def client_credentials_from_env() -> ClientCredentials | None:
+    """``CLIENT_ID`` and ``CLIENT_SECRET`` (and ``TOKEN_URL``, default the local stack's; ``SCOPE``,
+    default ``bloodbank/hospital``): the client-credentials grant; None when they are not set."""
+    client_id, secret = os.environ.get("CLIENT_ID", "").strip(), os.environ.get("CLIENT_SECRET", "").strip()
+    if not client_id and not secret:
+        return None
+    if not (client_id and secret):
+        raise ApiError("UNAUTHENTICATED", "set both CLIENT_ID and CLIENT_SECRET (or neither)")
+    try:
+        return ClientCredentials(
+            os.environ.get("TOKEN_URL", "").strip() or LOCAL_TOKEN_URL,
+            client_id,
+            secret,
+            scope=os.environ.get("SCOPE", DEFAULT_SCOPE).strip() or None,
+        )
+    except ValueError as problem:
+        raise ApiError("UNAUTHENTICATED", str(problem)) from None
+
+
 def token_from_env(default_role: str) -> Callable[[], str]:
-    """Where a token comes from: ``TOKEN``, else ``TOKEN_COMMAND`` (a command that prints one, run again
-    whenever the token expires), else the local stack's demo user of ``default_role``."""
+    """Where a token comes from: the client-credentials grant with ``CLIENT_ID`` / ``CLIENT_SECRET`` /
+    ``TOKEN_URL`` (see :func:`client_credentials_from_env`), else ``TOKEN``, else ``TOKEN_COMMAND`` (a
+    command that prints one, run again whenever the token expires), else the local stack's demo user
+    of ``default_role``. Calling the result gives a new token."""
+    machine = client_credentials_from_env()
+    if machine is not None:
+        return machine
 
     def provide() -> str:
         if os.environ.get("TOKEN"):
@@ -118,7 +245,8 @@ def token_from_env(default_role: str) -> Callable[[], str]:
 
 def can_refresh_token() -> bool:
     """Whether :func:`token_from_env` can give a new token (not a fixed ``TOKEN``)."""
-    return not os.environ.get("TOKEN")
+    has_client = bool(os.environ.get("CLIENT_ID") and os.environ.get("CLIENT_SECRET"))
+    return has_client or not os.environ.get("TOKEN")
 
 
 class BloodbankClient:
@@ -173,7 +301,7 @@ class BloodbankClient:
             except ApiError as error:
                 if error.code == "UNAUTHENTICATED" and self._token_provider and not refreshed:
                     self._log("token rejected: fetching a new one")
-                    self._token = self._token_provider()
+                    self._token = self._token_provider()  # a new one, even from ClientCredentials
                     refreshed = True
                     attempt -= 1  # a new token is not a retry
                     continue
@@ -190,6 +318,8 @@ class BloodbankClient:
         return max(jittered, min(hint, MAX_HINT)) if hint is not None else jittered
 
     def _once(self, query: str, variables: Mapping[str, Any] | None) -> dict[str, Any]:
+        if isinstance(self._token_provider, ClientCredentials):
+            self._token = self._token_provider.current()  # renewed shortly before it expires
         headers = {"Authorization": self._token, "content-type": "application/json"}
         try:
             response = self._http.post(

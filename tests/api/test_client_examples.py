@@ -1,8 +1,10 @@
 """The client examples (client-examples/) against one `bloodbank serve`, run as their users run them:
 curl scripts, the Python client, Amplify JS v6 in Node, and the hospital integration that orders
-units and waits while staff fulfil and issue them. A small fault-injecting proxy in front of the
-server answers RATE_LIMITED or 503, or drops a response after the server applied the request, so the
-retries and the idempotency key are exercised for real."""
+units and waits while staff fulfil and issue them (signed in as a hospital user, or as the hospital's
+own app client by the OAuth client-credentials grant from the local /oauth2/token). A small
+fault-injecting proxy in front of the server answers RATE_LIMITED, UNAUTHENTICATED or 503, or drops a
+response after the server applied the request, so the retries, the token renewal and the idempotency
+key are exercised for real."""
 
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ FAST = ["--poll", "0.1", "--max-poll", "0.4"]  # the defaults (5 s up to 60 s) s
 class Fault:
     """Answer the next POST whose body contains ``when`` with ``action`` instead of (or after)
     forwarding it: ``rate_limited`` (a GraphQL RATE_LIMITED error with a retry hint), ``http_503``
-    (with Retry-After), ``drop`` (forward, let the server apply it, then close without an answer)."""
+    (with Retry-After), ``drop`` (forward, let the server apply it, then close without an answer),
+    ``unauthenticated`` (the API's answer to an expired or revoked token)."""
 
     when: str
     action: str
@@ -48,6 +51,7 @@ class Proxy:
     upstream: str
     faults: list[Fault] = field(default_factory=list)
     seen: list[dict[str, Any]] = field(default_factory=list)  # bodies of the POSTs, in order
+    credentials: list[str] = field(default_factory=list)  # their Authorization headers, in order
     url: str = ""
 
     def posts(self, containing: str) -> list[dict[str, Any]]:
@@ -71,6 +75,7 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(int(self.headers["content-length"]))
             body = json.loads(raw)
             proxy.seen.append(body)
+            proxy.credentials.append(self.headers.get("authorization", ""))
             fault = next((f for f in proxy.faults if f.when in body["query"]), None)
             if fault is not None:
                 proxy.faults.remove(fault)
@@ -79,6 +84,10 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                     "message": "Slow down",
                     "extensions": {"code": "RATE_LIMITED", "retryAfterSeconds": 0.1},
                 }
+                self._answer(200, json.dumps({"data": None, "errors": [error]}).encode(), {})
+                return
+            if fault is not None and fault.action == "unauthenticated":
+                error = {"message": "Invalid token: expired", "extensions": {"code": "UNAUTHENTICATED"}}
                 self._answer(200, json.dumps({"data": None, "errors": [error]}).encode(), {})
                 return
             if fault is not None and fault.action == "http_503":
@@ -326,3 +335,155 @@ def test_hospital_integration_deadline_cancellation_and_expired_token(
     assert "UNAUTHENTICATED" in expired.stderr
     assert f"--key {key}" in expired.stderr  # how to run again without ordering twice
     assert "eyJhbGciOiJSUzI1NiJ9" not in expired.stdout + expired.stderr
+
+
+def client_credentials_env(stack: Stack, api: str, client_id: str, secret: str) -> dict[str, str]:
+    """The integration's environment with the hospital's app client instead of a token."""
+    environment = {k: v for k, v in os.environ.items() if k not in {"TOKEN", "TOKEN_COMMAND"}}
+    return {
+        **environment,
+        "BLOODBANK_API": api,
+        "CLIENT_ID": client_id,
+        "CLIENT_SECRET": secret,
+        "TOKEN_URL": f"{stack.url}/oauth2/token",
+    }
+
+
+def test_hospital_integration_signs_in_with_client_credentials_and_renews_a_refused_token(
+    stack: Stack, tokens: dict[str, str], proxy: Proxy, tmp_path: Path
+) -> None:
+    api, staff = f"{stack.url}/graphql", tokens["staff"]
+    demo = json.loads((stack.data_dir / "hospital-client.json").read_text())
+    assert (demo["hospital_id"], demo["token_url"]) == ("hosp-st-mary", f"{stack.url}/oauth2/token")
+    before = hospital_request_ids(stack, staff)
+    key_file = tmp_path / "night.key"
+    order = [sys.executable, str(ORDER_AND_WAIT), "--blood-group", "O_POS", "--component", "RED_CELLS",
+             "--quantity", "1", "--urgency", "EMERGENCY", "--key-file", str(key_file), *FAST]  # fmt: skip
+    # The first poll is answered as if the token had expired: the job gets a new one and goes on.
+    proxy.faults = [Fault("getBloodRequest", "unauthenticated")]
+    env = client_credentials_env(stack, proxy.url, demo["client_id"], demo["client_secret"])
+    process = subprocess.Popen(order, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = Lines(process)
+        request_id = lines.expect(r" ordered request=(\S+) status=PENDING reserved=0 issued=0/1")[1]
+        gql(api, staff, "mutation($id: ID!) { fulfillBloodRequest(id: $id) { status } }", {"id": request_id})
+        lines.expect(rf" status request={request_id} status=FULFILLED reserved=1 issued=0/1")
+        gql(api, staff, "mutation($id: ID!) { issueBloodRequest(id: $id) { status } }", {"id": request_id})
+        lines.expect(rf" done request={request_id} status=FULFILLED until=issued units=\S+")
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert hospital_request_ids(stack, staff) - before == {request_id}  # ordered for St Mary's
+    assert "token rejected: fetching a new one" in err
+    used = list(dict.fromkeys(proxy.credentials))
+    assert len(used) == 2, "one token, then a new one after UNAUTHENTICATED, kept for every later request"
+    printed = "\n".join(lines.seen) + err
+    for credential in (demo["client_secret"], *used):
+        assert credential not in printed
+    # A wrong secret: the token endpoint refuses it, and the job says so without echoing it.
+    wrong = subprocess.run(
+        order, capture_output=True, text=True, timeout=60, check=False,
+        env=client_credentials_env(stack, api, demo["client_id"], "not-the-secret-0123"),
+    )  # fmt: skip
+    assert wrong.returncode == 3, wrong.stderr
+    assert "invalid_client" in wrong.stderr
+    assert "not-the-secret-0123" not in wrong.stdout + wrong.stderr
+
+
+def test_a_hospital_client_registered_with_the_cli_orders_only_for_itself_until_revoked(
+    stack: Stack, tokens: dict[str, str]
+) -> None:
+    api = f"{stack.url}/graphql"
+    made = json.loads(stack.cli("hospital-client", "create", "--hospital", "hosp-riverside", "--json").stdout)
+    token_url = f"{stack.url}/oauth2/token"
+    assert made["token_url"] == token_url
+
+    def fetch() -> httpx.Response:
+        return httpx.post(
+            token_url,
+            data={"grant_type": "client_credentials", "scope": "bloodbank/hospital"},
+            auth=(made["client_id"], made["client_secret"]),
+            timeout=30,
+        )
+
+    answer = fetch()
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    created = gql(
+        api,
+        f"Bearer {token}",
+        "mutation($input: CreateBloodRequestInput!) { createBloodRequest(input: $input) { hospitalId } }",
+        {"input": {"bloodGroup": "A_POS", "component": "RED_CELLS", "quantity": 1}},
+    )
+    assert created["createBloodRequest"]["hospitalId"] == "hosp-riverside"
+
+    def codes(query: str, variables: dict[str, Any] | None = None, bearer: str = token) -> list[str]:
+        body = httpx.post(
+            api,
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": bearer},
+            timeout=30,
+        ).json()
+        return [e["extensions"]["code"] for e in body.get("errors") or []]
+
+    other = {
+        "input": {
+            "bloodGroup": "A_POS",
+            "component": "RED_CELLS",
+            "quantity": 1,
+            "hospitalId": "hosp-st-mary",
+        }
+    }
+    order = "mutation($input: CreateBloodRequestInput!) { createBloodRequest(input: $input) { id } }"
+    assert codes(order, other) == ["FORBIDDEN"]
+    assert codes("{ listDonors(limit: 1) { items { id } } }") == ["FORBIDDEN"]
+
+    # The demo client of the local stack, through `bloodbank token --as hospital-client`.
+    demo = stack.token("hospital-client")
+    assert codes('{ stockLevels(siteId: "site-north") { available } }', bearer=demo) == []
+
+    revoked = stack.cli("hospital-client", "revoke", "--client-id", made["client_id"])
+    assert "Revoked" in revoked.stdout
+    assert codes('{ stockLevels(siteId: "site-south") { available } }') == ["UNAUTHENTICATED"]
+    assert (fetch().status_code, fetch().json()) == (401, {"error": "invalid_client"})
+
+
+def test_client_credentials_keep_the_token_and_renew_it_shortly_before_it_expires(stack: Stack) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bloodbank_client", EXAMPLES / "python" / "bloodbank_client.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    demo = json.loads((stack.data_dir / "hospital-client.json").read_text())
+    now = [1000.0]
+    credentials = module.ClientCredentials(
+        f"{stack.url}/oauth2/token", demo["client_id"], demo["client_secret"], clock=lambda: now[0]
+    )
+    try:
+        first = credentials.current()
+        assert credentials.current() == first
+        assert credentials.fetched == 1
+        now[0] += 3600 - 361  # more than a tenth of its hour left (and more than a minute): kept
+        assert credentials.current() == first
+        now[0] += 2  # less: a new one, well before the API would refuse it
+        second = credentials.current()
+        assert (second != first, credentials.fetched) == (True, 2)
+        assert credentials() != second  # calling it always gets a new one (after UNAUTHENTICATED)
+        assert demo["client_secret"] not in repr(credentials)
+        with pytest.raises(ValueError, match="https"):
+            module.ClientCredentials("http://tokens.example/oauth2/token", "id", "secret")
+        wrong = module.ClientCredentials(f"{stack.url}/oauth2/token", demo["client_id"], "wrong-secret-42")
+        with pytest.raises(module.ApiError) as refused:
+            wrong.current()
+        assert refused.value.code == "UNAUTHENTICATED"
+        assert "invalid_client" in str(refused.value)
+        assert "wrong-secret-42" not in str(refused.value)
+    finally:
+        credentials.close()

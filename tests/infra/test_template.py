@@ -1063,3 +1063,19 @@ def test_employee_photo_uploads_trigger_the_photo_function_whose_role_reaches_ex
     assert is_ref(_environment(function("GraphQLFunction"))["BLOODBANK_EMPLOYEE_TOPIC_ARN"], "EmployeeTopic")
     lifecycle = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}["EmployeePhotoUploads"]
     assert lifecycle["Prefix"] == employees.UPLOADS_PREFIX, "originals (with their metadata) do not stay"
+
+
+def test_hospital_integrations_get_tokens_with_the_scope_the_api_accepts() -> None:
+    """Client-credentials tokens carry ``<resource server>/<scope>``: the resource server, the pool's
+    domain (the token endpoint) and the API's BLOODBANK_MACHINE_SCOPE name the same scope."""
+    from bloodbank.settings import DEFAULT_MACHINE_SCOPE
+
+    _, server = only("AWS::Cognito::UserPoolResourceServer")
+    identifier, _, scope = DEFAULT_MACHINE_SCOPE.partition("/")
+    assert props(server)["Identifier"] == identifier
+    assert [s["ScopeName"] for s in props(server)["Scopes"]] == [scope]
+    _, domain = only("AWS::Cognito::UserPoolDomain")
+    assert props(domain)["UserPoolId"] == {"Ref": "UserPool"}
+    assert "${UserPoolDomain}" in template()["Outputs"]["TokenUrl"]["Value"]["Fn::Sub"]
+    env = props(functions()["GraphQLFunction"])["Environment"]["Variables"]
+    assert env["BLOODBANK_MACHINE_SCOPE"] == {"Fn::Sub": f"${{ApiResourceServer}}/{scope}"}
