@@ -8,6 +8,7 @@ key are exercised for real."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -155,6 +156,20 @@ def hospital_request_ids(stack: Stack, staff: str) -> set[str]:
 class Lines:
     """A running example's stdout, line by line, read on a thread (so waiting never blocks on a pipe)."""
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, command: list[str], env: dict[str, str], cwd: Path | None = None) -> Iterator[Lines]:
+        """Start ``command``; on the way out, kill it if it still runs."""
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd
+        )
+        try:
+            yield cls(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.process = process
         self.seen: list[str] = []
@@ -261,11 +276,7 @@ def test_hospital_integration_orders_once_through_a_dropped_answer_and_waits_for
     # The server applies the first createBloodRequest, but its answer is lost; a poll is throttled.
     proxy.faults = [Fault("createBloodRequest", "drop"), Fault("getBloodRequest", "rate_limited")]
     env = {**os.environ, "BLOODBANK_API": proxy.url, "TOKEN": tokens["hospital"]}
-    process = subprocess.Popen(
-        order, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
-    )
-    try:
-        lines = Lines(process)
+    with Lines.running(order, env, tmp_path) as lines:
         request_id = lines.expect(r" ordered request=(\S+) status=PENDING reserved=0 issued=0/2")[1]
         fulfilled = gql(
             api, staff, "mutation($id: ID!) { fulfillBloodRequest(id: $id) { status } }", {"id": request_id}
@@ -275,11 +286,8 @@ def test_hospital_integration_orders_once_through_a_dropped_answer_and_waits_for
         gql(api, staff, "mutation($id: ID!) { issueBloodRequest(id: $id) { status } }", {"id": request_id})
         lines.expect(rf" status request={request_id} status=FULFILLED reserved=0 issued=2/2")
         done = lines.expect(rf" done request={request_id} status=FULFILLED until=issued units=(\S+)")
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        _, err = lines.process.communicate(timeout=30)
+    process = lines.process
     assert process.returncode == 0, err
     assert len(done[1].split(",")) == 2
     # Two createBloodRequest attempts with one key, and one request on the server.
@@ -314,19 +322,14 @@ def test_hospital_integration_deadline_cancellation_and_expired_token(
     request_id = re.search(r" deadline request=(\S+) status=PENDING key=" + key, late.stdout)[1]  # type: ignore[index]
 
     env = {**os.environ, "BLOODBANK_API": api, "TOKEN": tokens["hospital"]}
-    process = subprocess.Popen(order, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        lines = Lines(process)
+    with Lines.running(order, env) as lines:
         lines.expect(rf" ordered request={request_id} status=PENDING")  # the same order, still waiting
         cancel = 'mutation($id: ID!) { cancelBloodRequest(id: $id, reason: "Patient Jane Doe") { id } }'
         gql(api, staff, cancel, {"id": request_id})
         lines.expect(rf" status request={request_id} status=CANCELLED")
         lines.expect(rf" cancelled request={request_id} issued=0")
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        _, err = lines.process.communicate(timeout=30)
+    process = lines.process
     assert process.returncode == 6, err
     assert "Jane" not in "\n".join(lines.seen) + err  # free text may hold personal data: never logged
 
@@ -362,19 +365,14 @@ def test_hospital_integration_signs_in_with_client_credentials_and_renews_a_refu
     # The first poll is answered as if the token had expired: the job gets a new one and goes on.
     proxy.faults = [Fault("getBloodRequest", "unauthenticated")]
     env = client_credentials_env(stack, proxy.url, demo["client_id"], demo["client_secret"])
-    process = subprocess.Popen(order, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        lines = Lines(process)
+    with Lines.running(order, env) as lines:
         request_id = lines.expect(r" ordered request=(\S+) status=PENDING reserved=0 issued=0/1")[1]
         gql(api, staff, "mutation($id: ID!) { fulfillBloodRequest(id: $id) { status } }", {"id": request_id})
         lines.expect(rf" status request={request_id} status=FULFILLED reserved=1 issued=0/1")
         gql(api, staff, "mutation($id: ID!) { issueBloodRequest(id: $id) { status } }", {"id": request_id})
         lines.expect(rf" done request={request_id} status=FULFILLED until=issued units=\S+")
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        _, err = lines.process.communicate(timeout=30)
+    process = lines.process
     assert process.returncode == 0, err
     assert hospital_request_ids(stack, staff) - before == {request_id}  # ordered for St Mary's
     assert "token rejected: fetching a new one" in err
