@@ -692,11 +692,13 @@ class RecordingPoster:
         self.sent: dict[str, list[dict[str, object]]] = {}
         self.gone: set[str] = set()
         self.closed: list[str] = []
+        self.endpoints: set[str] = set()  # every endpoint posted to
 
     def post(self, endpoint: str, connection_id: str, message: Mapping[str, object]) -> bool:
         if connection_id in self.gone:
             return False
         with self._lock:
+            self.endpoints.add(endpoint)
             self.sent.setdefault(connection_id, []).append(dict(message))
         return True
 

@@ -53,6 +53,10 @@ class Settings:
     # Hospital integrations: client-credentials access tokens carrying this scope, of app clients
     # registered to a hospital (``bloodbank hospital-client create``). Empty: no machine access.
     machine_scope: str = DEFAULT_MACHINE_SCOPE
+    # The WebSocket API's management endpoint (https://<api id>.execute-api.<region>.amazonaws.com/<stage>)
+    # for post_to_connection. Empty: the host and stage the client connected to (right unless clients
+    # come through a CloudFront distribution or a custom domain, which the template sets it for).
+    websocket_endpoint: str = ""
 
     def __post_init__(self) -> None:
         if not self.token_issuer:
@@ -74,6 +78,8 @@ class Settings:
             raise SettingsError("BLOODBANK_PUBLIC_URL must be an http(s) URL")
         if any(c.isspace() for c in self.machine_scope):
             raise SettingsError("BLOODBANK_MACHINE_SCOPE must be one OAuth scope (no spaces)")
+        if self.websocket_endpoint and not self.websocket_endpoint.startswith("https://"):
+            raise SettingsError("BLOODBANK_WEBSOCKET_ENDPOINT must be an https URL")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +129,7 @@ class Settings:
             campaign_queue_url=env.get("BLOODBANK_CAMPAIGN_QUEUE_URL", ""),
             employee_topic_arn=env.get("BLOODBANK_EMPLOYEE_TOPIC_ARN", ""),
             machine_scope=env.get("BLOODBANK_MACHINE_SCOPE", DEFAULT_MACHINE_SCOPE).strip(),
+            websocket_endpoint=env.get("BLOODBANK_WEBSOCKET_ENDPOINT", "").rstrip("/"),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -151,6 +158,7 @@ class Settings:
             "BLOODBANK_CAMPAIGN_QUEUE_URL": self.campaign_queue_url,
             "BLOODBANK_EMPLOYEE_TOPIC_ARN": self.employee_topic_arn,
             "BLOODBANK_MACHINE_SCOPE": self.machine_scope,
+            "BLOODBANK_WEBSOCKET_ENDPOINT": self.websocket_endpoint,
         }
         if self.dynamodb_endpoint:
             env["BLOODBANK_DYNAMODB_ENDPOINT"] = self.dynamodb_endpoint

@@ -149,20 +149,23 @@ class ApiGatewaySubscriptions:
         except AppError as refused:
             log.info("websocket refused", extra={"request_id": request_id, "code": refused.code})
             return _refusal(refused)
-        endpoint = f"https://{context['domainName']}/{context['stage']}"
         now = self.container.clock()
-        self.store.save_connection(Connection(str(context["connectionId"]), endpoint, now, subscriber))
+        connection = Connection(str(context["connectionId"]), self._endpoint(context), now, subscriber)
+        self.store.save_connection(connection)
         return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": SUBPROTOCOL}}
+
+    def _endpoint(self, context: Mapping[str, Any]) -> str:
+        """Where ``post_to_connection`` reaches this connection: the API's own management endpoint
+        when configured (clients may have come through CloudFront), else the host they connected to."""
+        configured = self.container.settings.websocket_endpoint
+        return configured or f"https://{context['domainName']}/{context['stage']}"
 
     def message(self, event: Mapping[str, Any]) -> dict[str, Any]:
         context = event["requestContext"]
         connection_id = str(context["connectionId"])
         request_id = str(context.get("requestId") or uuid.uuid4())
         connection = self.store.connection(connection_id) or Connection(
-            connection_id,
-            f"https://{context['domainName']}/{context['stage']}",
-            self.container.clock(),
-            None,
+            connection_id, self._endpoint(context), self.container.clock(), None
         )
         body = event.get("body") or ""
         try:

@@ -137,6 +137,21 @@ def test_connect_selects_graphql_ws_and_remembers_who_signed_in(
     assert (connection.subscriber.sub, connection.subscriber.hospital_id) == ("hospital-user", "hosp-st-mary")
 
 
+def test_behind_cloudfront_replies_go_to_the_apis_own_endpoint(world: World, tokens: TokenFactory) -> None:
+    """Clients that came through the CloudFront host are posted to through the configured endpoint."""
+    own = "https://xyz789.execute-api.eu-west-2.amazonaws.com/dev"
+    settings = dataclasses.replace(world.container.settings, websocket_endpoint=own)
+    store, poster = InMemoryConnections(), RecordingPoster()
+    container = dataclasses.replace(world.container, settings=settings, connections=store, poster=poster)
+    gateway = Gateway(ApiGatewaySubscriptions(container), store, poster)
+    gateway.connect(token=tokens("Hospitals", sub="hospital-user"))
+    connection = store.connection("conn-1")
+    assert connection is not None
+    assert connection.endpoint == own
+    gateway.send({"type": "connection_init"})
+    assert poster.endpoints == {own}
+
+
 def test_connect_without_a_token_is_allowed_and_the_legacy_header_form_works(
     gateway: Gateway, tokens: TokenFactory
 ) -> None:
