@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bloodbank.adapters.s3_objects import Unconfigured
 from bloodbank.domain.documents import DocumentVersion
 from bloodbank.domain.uploads import UploadTicket
 from bloodbank.errors import DependencyUnavailable
@@ -113,11 +114,8 @@ class S3DocumentStore:
         return str(url)
 
 
-class UnconfiguredDocumentStore:
+class UnconfiguredDocumentStore(Unconfigured):
     """Stands in when no documents bucket is configured: every use fails as an unavailable dependency."""
-
-    def _fail(self) -> DependencyUnavailable:
-        return DependencyUnavailable("document storage is not configured (BLOODBANK_DOCUMENTS_BUCKET)")
 
     def upload_ticket(self, key: str, content_type: str, max_bytes: int, expires_in: int) -> UploadTicket:
         raise self._fail()

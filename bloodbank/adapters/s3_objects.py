@@ -1,6 +1,7 @@
-"""What the S3 adapters of uploads (recipient lists, employee photos) share: reading an object that
-may be missing, the server-side encryption of what they write, signing a GET, and the objects an S3
-event notification announces. Errors keep the S3 error code only: no bucket name, no key."""
+"""What the S3 adapters (donor documents, recipient lists, employee photos) share: reading an object
+that may be missing, the server-side encryption of what they write, signing a GET, the objects an S3
+event notification announces, and the stand-in for an unconfigured bucket.
+Errors keep the S3 error code only: no bucket name, no key."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from bloodbank.errors import DependencyUnavailable
 
 Unavailable = Callable[[str, Exception], DependencyUnavailable]  # (what failed, why) -> the error
 _MISSING = ("NoSuchKey", "404", "NotFound")
+
+
+class Unconfigured:
+    """Base of the stand-ins used when no documents bucket is configured: every use fails as an
+    unavailable dependency."""
+
+    def _fail(self) -> DependencyUnavailable:
+        return DependencyUnavailable("document storage is not configured (BLOODBANK_DOCUMENTS_BUCKET)")
 
 
 def error_code(exc: Exception) -> str:

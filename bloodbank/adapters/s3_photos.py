@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bloodbank.adapters.s3_objects import encryption, error_code, get_object, presigned_get
+from bloodbank.adapters.s3_objects import Unconfigured, encryption, error_code, get_object, presigned_get
 from bloodbank.errors import DependencyUnavailable
 from bloodbank.ports import FileTooLarge, StoredFile
 
@@ -73,11 +73,8 @@ class S3PhotoFiles:
             raise _unavailable("sign a thumbnail link", exc) from None
 
 
-class UnconfiguredPhotoFiles:
+class UnconfiguredPhotoFiles(Unconfigured):
     """Stands in when no documents bucket is configured: every use fails as an unavailable dependency."""
-
-    def _fail(self) -> DependencyUnavailable:
-        return DependencyUnavailable("document storage is not configured (BLOODBANK_DOCUMENTS_BUCKET)")
 
     def read(self, key: str, max_bytes: int) -> StoredFile:
         raise self._fail()

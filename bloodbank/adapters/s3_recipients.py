@@ -15,7 +15,7 @@ from typing import IO, Any
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bloodbank.adapters.s3_objects import encryption, error_code, get_object, presigned_get
+from bloodbank.adapters.s3_objects import Unconfigured, encryption, error_code, get_object, presigned_get
 from bloodbank.errors import DependencyUnavailable
 
 CHUNK_BYTES = 1024 * 1024
@@ -70,11 +70,8 @@ class S3RecipientFiles:
             raise _unavailable("sign a download", exc) from None
 
 
-class UnconfiguredRecipientFiles:
+class UnconfiguredRecipientFiles(Unconfigured):
     """Stands in when no documents bucket is configured: every use fails as an unavailable dependency."""
-
-    def _fail(self) -> DependencyUnavailable:
-        return DependencyUnavailable("document storage is not configured (BLOODBANK_DOCUMENTS_BUCKET)")
 
     def open(self, key: str) -> Iterator[bytes]:
         raise self._fail()
