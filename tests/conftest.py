@@ -5,6 +5,7 @@ Real engines (DynamoDB Local, a moto server) start once per session, only when a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -274,6 +275,28 @@ def handler(monkeypatch: pytest.MonkeyPatch, world: World) -> ModuleType:
 
     monkeypatch.setattr(module, "subscriptions", ApiGatewaySubscriptions(world.container))
     return module
+
+
+@dataclass
+class S3World:
+    """The fakes' world and ``handler.py`` with one service's files in an in-process moto bucket."""
+
+    world: World
+    handler: ModuleType
+    s3: Any
+
+
+@contextlib.contextmanager
+def moto_bucket(bucket: str) -> Iterator[tuple[Any, str]]:
+    """In-process moto S3 with ``bucket`` and a KMS key to encrypt with: the client and the key's ARN."""
+    from moto import mock_aws
+
+    from bloodbank.adapters.provisioning import client, s3_client
+
+    with mock_aws():
+        s3 = s3_client(None, REGION)
+        s3.create_bucket(Bucket=bucket)
+        yield s3, client("kms", None, REGION).create_key()["KeyMetadata"]["Arn"]
 
 
 def s3_event(key: str, size: int, bucket: str, name: str = "ObjectCreated:Post") -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 from PIL import ExifTags, Image
 
-from bloodbank.adapters.provisioning import client, s3_client
+from bloodbank.adapters.provisioning import client
 from bloodbank.adapters.s3_documents import S3DocumentStore
 from bloodbank.adapters.s3_photos import S3PhotoFiles
 from bloodbank.cursor import CursorCodec
@@ -29,7 +29,7 @@ from bloodbank.local import stack
 from bloodbank.ports import EmployeeRepository
 from bloodbank.storage import keys
 from bloodbank.storage.employees import DynamoEmployees
-from tests.conftest import PAGE_SECRET, REGION, World
+from tests.conftest import PAGE_SECRET, REGION, S3World, World, moto_bucket
 from tests.conftest import s3_event as shared_s3_event
 from tests.unit.test_employee_photos import encoded, exif_with_gps, two_halves
 from tests.unit.test_employees import ADA_ID, ADMIN
@@ -166,19 +166,9 @@ def s3_event(key: str, size: int, name: str = "ObjectCreated:Post") -> dict[str,
     return shared_s3_event(key, size, BUCKET, name)
 
 
-@dataclass
-class S3World:
-    world: World
-    handler: ModuleType
-    s3: Any
-
-
 @pytest.fixture
 def s3_world(world: World, handler: ModuleType) -> Iterator[S3World]:
-    with mock_aws():
-        s3 = s3_client(None, REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        key_arn = client("kms", None, REGION).create_key()["KeyMetadata"]["Arn"]
+    with moto_bucket(BUCKET) as (s3, key_arn):
         service = world.container.employees
         service.files = S3PhotoFiles(s3, BUCKET, key_arn)
         service.uploads = S3DocumentStore(s3, BUCKET, key_arn)
@@ -298,9 +288,7 @@ def test_the_local_bucket_notifies_both_upload_queues_in_one_configuration() -> 
     from bloodbank.adapters.provisioning import RECIPIENT_UPLOADS, UploadRoute, ensure_upload_notifications
 
     photos = UploadRoute("photos-test", rules.UPLOADS_PREFIX)
-    with mock_aws():
-        s3 = s3_client(None, REGION)
-        s3.create_bucket(Bucket=BUCKET)
+    with moto_bucket(BUCKET) as (s3, _):
         urls = ensure_upload_notifications(None, REGION, BUCKET, (RECIPIENT_UPLOADS, photos))
         configured = s3.get_bucket_notification_configuration(Bucket=BUCKET)["QueueConfigurations"]
         assert len(configured) == 2

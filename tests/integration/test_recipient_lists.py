@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from bloodbank.adapters.provisioning import client, s3_client
 from bloodbank.adapters.s3_documents import S3DocumentStore
 from bloodbank.adapters.s3_recipients import S3RecipientFiles
 from bloodbank.cursor import CursorCodec
@@ -27,7 +26,7 @@ from bloodbank.local import stack
 from bloodbank.ports import EmailTemplates, RecipientLists
 from bloodbank.storage.recipients import DynamoRecipientLists
 from bloodbank.storage.templates import DynamoEmailTemplates
-from tests.conftest import PAGE_SECRET, REGION, World
+from tests.conftest import PAGE_SECRET, REGION, S3World, World, moto_bucket
 from tests.conftest import s3_event as shared_s3_event
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -150,19 +149,9 @@ def s3_event(key: str, size: int, bucket: str = BUCKET, name: str = "ObjectCreat
     return shared_s3_event(key, size, bucket, name)
 
 
-@dataclass
-class S3World:
-    world: World
-    handler: ModuleType
-    s3: Any
-
-
 @pytest.fixture
 def s3_world(world: World, handler: ModuleType) -> Iterator[S3World]:
-    with mock_aws():
-        s3 = s3_client(None, REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        key_arn = client("kms", None, REGION).create_key()["KeyMetadata"]["Arn"]
+    with moto_bucket(BUCKET) as (s3, key_arn):
         service = world.container.recipient_lists
         service.files = S3RecipientFiles(s3, BUCKET, key_arn, chunk_bytes=4096)
         service.uploads = S3DocumentStore(s3, BUCKET, key_arn)
