@@ -15,7 +15,7 @@ from bloodbank.errors import DependencyUnavailable
 from bloodbank.ports import Page
 from bloodbank.storage import keys
 from bloodbank.storage.models import AuditEventItem, TableBinding
-from bloodbank.storage.paging import query_page
+from bloodbank.storage.paging import token_page
 
 
 def audit_item(event: AuditEvent) -> AuditEventItem:
@@ -95,18 +95,18 @@ class DynamoAuditLog:
             target_type = AuditEventItem.target_type == f.target_type
             residual = target_type if residual is None else residual & target_type
         scope = f"audit|{index}|{partition}|{low}|{high}|{f.action}|{f.target_type}"
-        start = self._cursors.decode(next_token, scope) if next_token else None
         try:
-            found, resume = query_page(
+            found, token = token_page(
+                self._cursors,
+                scope,
                 index,
                 partition,
                 limit,
-                start,
+                next_token,
                 range_condition=condition,
                 filter_condition=residual,
                 forward=False,
             )
         except QueryError as exc:
             raise DependencyUnavailable(f"audit read failed: {exc.cause_response_code}") from None
-        token = self._cursors.encode(resume, scope) if resume else None
         return Page([to_event(i) for i in found if isinstance(i, AuditEventItem)], token)

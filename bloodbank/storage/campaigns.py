@@ -42,7 +42,7 @@ from bloodbank.storage.models import (
     TableBinding,
     TableItem,
 )
-from bloodbank.storage.paging import query_page
+from bloodbank.storage.paging import token_page
 from bloodbank.storage.transactions import (
     ConditionsFailed,
     Transaction,
@@ -295,7 +295,7 @@ class DynamoCampaigns:
         *,
         forward: bool = True,
     ) -> tuple[list[TableItem], str | None]:
-        return _page(self._cursors, index, partition, limit, next_token, scope, forward=forward)
+        return token_page(self._cursors, scope, index, partition, limit, next_token, forward=forward)
 
 
 class DynamoDeliveries:
@@ -375,20 +375,5 @@ class DynamoDeliveries:
             index, partition = "gsi2", keys.deliveries_of_campaign_partition(campaign_id)
         else:
             index, partition = "gsi1", keys.deliveries_by_stage_partition(campaign_id, stage.value)
-        items, token = _page(self._cursors, index, partition, limit, next_token, scope)
+        items, token = token_page(self._cursors, scope, index, partition, limit, next_token)
         return Page([to_delivery(i) for i in items if isinstance(i, DeliveryItem)], token)
-
-
-def _page(
-    cursors: CursorCodec,
-    index: str,
-    partition: str,
-    limit: int,
-    next_token: str | None,
-    scope: str,
-    *,
-    forward: bool = True,
-) -> tuple[list[TableItem], str | None]:
-    start = cursors.decode(next_token, scope) if next_token else None
-    found, resume = query_page(index, partition, limit, start, forward=forward)
-    return found, cursors.encode(resume, scope) if resume else None

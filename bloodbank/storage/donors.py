@@ -25,7 +25,7 @@ from bloodbank.errors import BadUserInput, Conflict, FieldProblem
 from bloodbank.ports import FieldCipher, Page, SealedFields
 from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import DonorEmailItem, DonorItem, SiteItem, TableBinding, TableItem
-from bloodbank.storage.paging import query_page
+from bloodbank.storage.paging import token_page
 from bloodbank.storage.planning import FILTER_ATTRIBUTES, plan
 from bloodbank.storage.transactions import ConditionsFailed, Transaction, retry_on_transaction_conflict
 
@@ -290,18 +290,18 @@ class DynamoDonorRepository:
     def list(self, where: Expr | None, limit: int, next_token: str | None) -> Page[Donor]:
         p = plan(where)
         scope = f"{p.scope}|{canonical(where)}"
-        start = self._cursors.decode(next_token, scope) if next_token else None
         index = getattr(TableItem, p.index)
         sort_key = getattr(type(index), f"{p.index}sk")
-        found, resume = query_page(
+        found, token = token_page(
+            self._cursors,
+            scope,
             p.index,
             p.partition,
             limit,
-            start,
+            next_token,
             range_condition=sort_key.startswith(p.sort_prefix) if p.sort_prefix else None,
             filter_condition=compile_filter(p.residual) if p.residual else None,
         )
-        token = self._cursors.encode(resume, scope) if resume else None
         return Page([self._donor(i) for i in found if isinstance(i, DonorItem)], token)
 
 

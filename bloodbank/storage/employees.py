@@ -26,7 +26,7 @@ from bloodbank.ports import FieldCipher, Page
 from bloodbank.storage import keys, transactions
 from bloodbank.storage.donors import seal_into, unsealer
 from bloodbank.storage.models import EmployeeItem, TableBinding, TableItem
-from bloodbank.storage.paging import query_page
+from bloodbank.storage.paging import token_page
 
 _SEALED = ("phone",)
 
@@ -174,24 +174,22 @@ class DynamoEmployees:
             raise
 
     def search(self, wanted: Search, limit: int, next_token: str | None) -> Page[Employee]:
-        start: dict[str, Any] | None = None
-        if next_token:
-            start = dict(self._cursors.decode(next_token, wanted.scope))
         if wanted.department is None:
             index, partition = "gsi3", keys.ALL_EMPLOYEES
             sort_key: Any = TableItem.gsi3sk
         else:
             index, partition = "gsi1", keys.employees_of_department_partition(wanted.department)
             sort_key = TableItem.gsi1sk
-        found, resume = query_page(
+        found, token = token_page(
+            self._cursors,
+            wanted.scope,
             index,
             partition,
             limit,
-            start,
+            next_token,
             range_condition=sort_key.startswith(wanted.name_prefix) if wanted.name_prefix else None,
             filter_condition=(EmployeeItem.status == wanted.status.value) if wanted.status else None,
         )
-        token = self._cursors.encode(resume, wanted.scope) if resume else None
         items = [
             _to_employee(i, self._cipher, self._binding.name) for i in found if isinstance(i, EmployeeItem)
         ]

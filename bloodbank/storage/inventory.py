@@ -50,7 +50,7 @@ from bloodbank.storage.models import (
     TestResultsItem,
     UnitItem,
 )
-from bloodbank.storage.paging import query_page
+from bloodbank.storage.paging import token_page
 from bloodbank.storage.transactions import (
     ConditionsFailed,
     Transaction,
@@ -572,18 +572,17 @@ class DynamoInventory:
         forward: bool = True,
     ) -> tuple[list[TableItem], str | None]:
         """Up to ``limit`` items of an index partition and a token for the rest (None on the last page)."""
-        start = self._cursors.decode(next_token, scope) if next_token else None
-        found, resume = query_page(
+        return token_page(
+            self._cursors,
+            scope,
             index,
             partition,
             limit,
-            start,
+            next_token,
             range_condition=condition,
             filter_condition=residual,
             forward=forward,
         )
-        token = self._cursors.encode(resume, scope) if resume else None
-        return found, token
 
 
 M = TypeVar("M", bound=TableItem)

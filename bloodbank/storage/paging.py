@@ -6,6 +6,7 @@ from typing import Any
 
 from pynamodb.expressions.condition import Condition
 
+from bloodbank.cursor import CursorCodec
 from bloodbank.storage.models import TableItem
 
 MAX_EVALUATED_PER_PAGE = 2000  # a filter that matches little stops here and hands back a token
@@ -51,3 +52,30 @@ def query_page(
             resume = pages.last_evaluated_key
             break
     return found, resume
+
+
+def token_page(
+    cursors: CursorCodec,
+    scope: str,
+    index: str,
+    partition: str,
+    limit: int,
+    next_token: str | None,
+    *,
+    range_condition: Condition | None = None,
+    filter_condition: Condition | None = None,
+    forward: bool = True,
+) -> tuple[list[TableItem], str | None]:
+    """``query_page`` from where a client's ``nextToken`` points, and the token of the rest (None on
+    the last page). ``scope`` names the query: a token only works for the query it came from."""
+    start = cursors.decode(next_token, scope) if next_token else None
+    found, resume = query_page(
+        index,
+        partition,
+        limit,
+        start,
+        range_condition=range_condition,
+        filter_condition=filter_condition,
+        forward=forward,
+    )
+    return found, cursors.encode(resume, scope) if resume else None

@@ -28,7 +28,7 @@ from bloodbank.errors import Conflict, DependencyUnavailable
 from bloodbank.ports import Page
 from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import ListMemberItem, RecipientListItem, TableBinding, TableItem
-from bloodbank.storage.paging import query_page
+from bloodbank.storage.paging import token_page
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 BATCH = 25  # BatchWriteItem's limit
@@ -143,9 +143,9 @@ class DynamoRecipientLists:
     def list(self, limit: int, next_token: str | None) -> Page[RecipientList]:
         """Query gsi3 ``LISTS`` backwards (newest first)."""
         scope = "recipient-lists"
-        start = self._cursors.decode(next_token, scope) if next_token else None
-        found, resume = query_page("gsi3", keys.ALL_RECIPIENT_LISTS, limit, start, forward=False)
-        token = self._cursors.encode(resume, scope) if resume else None
+        found, token = token_page(
+            self._cursors, scope, "gsi3", keys.ALL_RECIPIENT_LISTS, limit, next_token, forward=False
+        )
         return Page([to_list(i) for i in found if isinstance(i, RecipientListItem)], token)
 
     def save(

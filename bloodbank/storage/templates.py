@@ -13,7 +13,7 @@ from bloodbank.errors import Conflict, DependencyUnavailable
 from bloodbank.ports import Page
 from bloodbank.storage import keys, transactions
 from bloodbank.storage.models import EmailTemplateItem, TableBinding
-from bloodbank.storage.paging import query_page
+from bloodbank.storage.paging import token_page
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -71,7 +71,7 @@ class DynamoEmailTemplates:
     def list(self, limit: int, next_token: str | None) -> Page[EmailTemplate]:
         """Query gsi3 ``TEMPLATES`` backwards (newest first)."""
         scope = "templates"
-        start = self._cursors.decode(next_token, scope) if next_token else None
-        found, resume = query_page("gsi3", keys.ALL_EMAIL_TEMPLATES, limit, start, forward=False)
-        token = self._cursors.encode(resume, scope) if resume else None
+        found, token = token_page(
+            self._cursors, scope, "gsi3", keys.ALL_EMAIL_TEMPLATES, limit, next_token, forward=False
+        )
         return Page([to_template(i) for i in found if isinstance(i, EmailTemplateItem)], token)
