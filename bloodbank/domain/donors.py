@@ -101,18 +101,6 @@ class Donor:
 PERSONAL_FIELDS = frozenset({"date_of_birth", "phone", "address", "weight_kg", "medical_notes"})
 
 
-def _short_text(limit: int) -> Callable[[str, object], str]:
-    def check(where: str, value: object) -> str:
-        cleaned = " ".join(str(value).split())
-        if not cleaned:
-            raise text.Invalid(FieldProblem(where, "must not be empty"))
-        if len(cleaned) > limit or text.has_control(cleaned):
-            raise text.Invalid(FieldProblem(where, f"must be at most {limit} characters of text"))
-        return cleaned
-
-    return check
-
-
 def _date_of_birth(where: str, value: object) -> date:
     if not isinstance(value, date):
         raise text.Invalid(FieldProblem(where, "must be a date (YYYY-MM-DD)"))
@@ -137,7 +125,7 @@ def _notes(where: str, value: object) -> str:
 def _address(where: str, value: object) -> Address:
     if not isinstance(value, Mapping):
         raise text.Invalid(FieldProblem(where, "must be an address"))
-    line = _short_text(MAX_ADDRESS_LINE)
+    line = text.short_text(MAX_ADDRESS_LINE)
     problems = []
     cleaned: dict[str, str | None] = {}
     for name, client, required in (

@@ -137,28 +137,14 @@ class Employee:
 
 
 # --- validation ---------------------------------------------------------------------------------
-def _short_text(limit: int) -> Callable[[str, object], str]:
-    def check(where: str, value: object) -> str:
-        cleaned = " ".join(str(value).split())
-        if not cleaned:
-            raise text.Invalid(FieldProblem(where, "must not be empty"))
-        if len(cleaned) > limit or text.has_control(cleaned):
-            raise text.Invalid(FieldProblem(where, f"must be at most {limit} characters of text"))
-        if not any(ch.isalpha() for ch in cleaned):
-            raise text.Invalid(FieldProblem(where, "must contain at least one letter"))
-        return cleaned
-
-    return check
-
-
 _CHECKS: dict[str, Callable[[str, object], object]] = {
     "email": lambda where, v: text.email_address(where, str(v)),
     "first_name": lambda where, v: text.person_name(where, str(v)),
     "last_name": lambda where, v: text.person_name(where, str(v)),
     "preferred_name": lambda where, v: text.person_name(where, str(v)),
     "phone": lambda where, v: text.phone_number(where, str(v)),
-    "job_title": _short_text(MAX_TITLE_LENGTH),
-    "department": _short_text(MAX_DEPARTMENT_LENGTH),
+    "job_title": text.short_text(MAX_TITLE_LENGTH, letters=True),
+    "department": text.short_text(MAX_DEPARTMENT_LENGTH, letters=True),
 }
 _CLIENT_NAMES = {
     "email": "email",

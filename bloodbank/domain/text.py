@@ -28,6 +28,23 @@ def has_control(value: str) -> bool:
     return any(unicodedata.category(ch).startswith("C") and ch not in _ALLOWED_FORMAT_CHARS for ch in value)
 
 
+def short_text(limit: int, *, letters: bool = False) -> Callable[[str, object], str]:
+    """A check of one line of free text up to ``limit`` characters, whitespace collapsed; with
+    ``letters``, it must hold at least one letter (a title or a department, not "-")."""
+
+    def check(where: str, value: object) -> str:
+        cleaned = " ".join(str(value).split())
+        if not cleaned:
+            raise Invalid(FieldProblem(where, "must not be empty"))
+        if len(cleaned) > limit or has_control(cleaned):
+            raise Invalid(FieldProblem(where, f"must be at most {limit} characters of text"))
+        if letters and not any(ch.isalpha() for ch in cleaned):
+            raise Invalid(FieldProblem(where, "must contain at least one letter"))
+        return cleaned
+
+    return check
+
+
 def person_name(field: str, value: str) -> str:
     """A given or family name: trimmed, NFC, single spaces, 1-100 characters, no control characters."""
     if len(value) > MAX_NAME_LENGTH * 4:
