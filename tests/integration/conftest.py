@@ -32,18 +32,24 @@ class Store:
     cipher: InMemoryFieldCipher | None = None
 
 
-def _dynamo_store(engine: str, endpoint: str | None) -> Store:
-    name = f"bloodbank-{uuid.uuid4().hex[:12]}"
-    binding = stack.open_table(endpoint, REGION, name)
-    directory = stack.load_reference_data()
+def raw_reader(endpoint: str | None, table: str) -> Callable[[str, str], dict[str, Any] | None]:
+    """(pk, sk) -> the item as DynamoDB stores it (None if absent), read past the models."""
     ddb = client("dynamodb", endpoint, REGION)
 
     def raw(pk: str, sk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = ddb.get_item(
-            TableName=name, Key={"pk": {"S": pk}, "sk": {"S": sk}}
+            TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}
         ).get("Item")
         return item
 
+    return raw
+
+
+def _dynamo_store(engine: str, endpoint: str | None) -> Store:
+    name = f"bloodbank-{uuid.uuid4().hex[:12]}"
+    binding = stack.open_table(endpoint, REGION, name)
+    directory = stack.load_reference_data()
+    raw = raw_reader(endpoint, name)
     cipher = InMemoryFieldCipher()
     cursors = CursorCodec(PAGE_SECRET)
     return Store(

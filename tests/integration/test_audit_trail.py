@@ -126,12 +126,13 @@ def events(s: Stack, filter_: dict[str, Any] | None = None, **more: Any) -> list
     return items
 
 
-def audit_items(s: Stack) -> list[dict[str, Any]]:
-    """Every audit record in the table, read straight from DynamoDB (a Scan: tests only)."""
+def stored(s: Stack, prefix: str = "AUDIT#") -> list[dict[str, Any]]:
+    """Every item whose pk starts with ``prefix`` (audit records by default), read straight from
+    DynamoDB (a Scan: tests only)."""
     found = s.raw.scan(
         TableName=s.table,
         FilterExpression="begins_with(pk, :p)",
-        ExpressionAttributeValues={":p": {"S": "AUDIT#"}},
+        ExpressionAttributeValues={":p": {"S": prefix}},
     )["Items"]
     return list(found)
 
@@ -150,7 +151,7 @@ def test_a_mutation_and_its_record_are_written_together(stack_: Stack) -> None:
     assert (event["targetType"], event["targetId"]) == ("Donor", donor["id"])
     assert event["requestId"] == response.headers["x-request-id"]
     # The record holds ids only: nothing the donor told us.
-    [raw] = audit_items(s)
+    [raw] = stored(s)
     assert "ann" not in str(raw).lower()
     assert "lee" not in str(raw).lower()
 
@@ -176,13 +177,8 @@ def test_a_record_that_cannot_be_written_takes_the_change_with_it(stack_: Stack)
     s.ids.append("taken")
     body = s.api.gql(REGISTER, {"input": WALK_IN}, token=s.api.tokens("Staff"))
     assert error_codes(body) == ["INTERNAL_SERVER_ERROR"]
-    donors = s.raw.scan(
-        TableName=s.table,
-        FilterExpression="begins_with(pk, :p)",
-        ExpressionAttributeValues={":p": {"S": "DONOR#"}},
-    )["Items"]
-    assert donors == []
-    assert len(audit_items(s)) == 1  # only the one that was there
+    assert stored(s, "DONOR#") == []
+    assert len(stored(s)) == 1  # only the one that was there
     # A single-item write (an update) is made transactional for its record, with the same effect.
     s.ids.clear()
     donor = data(s.api.gql(REGISTER, {"input": WALK_IN}, token=s.api.tokens("Staff")))["registerDonor"]
@@ -191,10 +187,8 @@ def test_a_record_that_cannot_be_written_takes_the_change_with_it(stack_: Stack)
     assert error_codes(s.api.gql(UPDATE, {"input": update}, token=s.api.tokens("Staff"))) == [
         "INTERNAL_SERVER_ERROR"
     ]
-    stored = s.raw.get_item(
-        TableName=s.table, Key={"pk": {"S": f"DONOR#{donor['id']}"}, "sk": {"S": "DONOR"}}
-    )
-    assert stored["Item"]["version"]["N"] == str(donor["version"])
+    kept = s.raw.get_item(TableName=s.table, Key={"pk": {"S": f"DONOR#{donor['id']}"}, "sk": {"S": "DONOR"}})
+    assert kept["Item"]["version"]["N"] == str(donor["version"])
 
 
 def test_a_rejected_mutation_leaves_no_record(stack_: Stack) -> None:

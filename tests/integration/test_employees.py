@@ -31,6 +31,7 @@ from bloodbank.storage import keys
 from bloodbank.storage.employees import DynamoEmployees
 from tests.conftest import PAGE_SECRET, REGION, S3World, World, moto_bucket
 from tests.conftest import s3_event as shared_s3_event
+from tests.integration.conftest import raw_reader
 from tests.unit.test_employee_photos import encoded, exif_with_gps, two_halves
 from tests.unit.test_employees import ADA_ID, ADMIN
 
@@ -48,15 +49,8 @@ class Store:
 def _dynamo(engine: str, endpoint: str | None) -> Store:
     name = f"bloodbank-{uuid.uuid4().hex[:12]}"
     binding = stack.open_table(endpoint, REGION, name)
-    ddb = client("dynamodb", endpoint, REGION)
-
-    def raw(pk: str, sk: str) -> dict[str, Any] | None:
-        item: dict[str, Any] | None = ddb.get_item(
-            TableName=name, Key={"pk": {"S": pk}, "sk": {"S": sk}}
-        ).get("Item")
-        return item
-
-    return Store(engine, DynamoEmployees(binding, CursorCodec(PAGE_SECRET), InMemoryFieldCipher()), raw)
+    cursors = CursorCodec(PAGE_SECRET)
+    return Store(engine, DynamoEmployees(binding, cursors, InMemoryFieldCipher()), raw_reader(endpoint, name))
 
 
 @pytest.fixture(params=["memory", "moto", "dynamodb-local"])
