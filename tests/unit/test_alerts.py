@@ -69,6 +69,19 @@ def test_filters(wanted: AlertFilter, matches: bool) -> None:
     assert wanted.matches(alert()) is matches
 
 
+def set_par_four(world: World) -> None:
+    """An admin sets site-north's O_NEG red cells to a par level of 4."""
+    world.container.inventory.set_threshold(
+        ADMIN,
+        {
+            "site_id": "site-north",
+            "blood_group": BloodGroup.O_NEG,
+            "component": Component.RED_CELLS,
+            "par_level": 4,
+        },
+    )
+
+
 def put(world: World, n: int) -> list[BloodUnit]:
     units = [
         BloodUnit(
@@ -91,15 +104,7 @@ def put(world: World, n: int) -> list[BloodUnit]:
 def test_a_level_flapping_across_its_par_level_raises_one_alert_and_later_its_recovery(world: World) -> None:
     inventory = world.container.inventory
     units = put(world, 4)
-    inventory.set_threshold(
-        ADMIN,
-        {
-            "site_id": "site-north",
-            "blood_group": BloodGroup.O_NEG,
-            "component": Component.RED_CELLS,
-            "par_level": 4,
-        },
-    )
+    set_par_four(world)
     assert world.alerts.published == []  # 4 on the shelf, par 4: GREEN
     inventory.discard(STAFF, {"unit_id": units[0].id, "reason": _damaged()})  # 3 < 4: AMBER
     [first] = world.alerts.published
@@ -119,15 +124,7 @@ def test_a_level_flapping_across_its_par_level_raises_one_alert_and_later_its_re
 def test_running_out_is_told_at_once_even_within_the_quiet_period(world: World) -> None:
     inventory = world.container.inventory
     units = put(world, 3)
-    inventory.set_threshold(
-        ADMIN,
-        {
-            "site_id": "site-north",
-            "blood_group": BloodGroup.O_NEG,
-            "component": Component.RED_CELLS,
-            "par_level": 4,
-        },
-    )
+    set_par_four(world)
     assert [a.status for a in world.alerts.published] == [A]
     for u in units:
         inventory.discard(STAFF, {"unit_id": u.id, "reason": _damaged()})

@@ -22,6 +22,7 @@ from bloodbank.errors import AppError, NotEligible
 from bloodbank.fakes import RecordingMailer, RecordingMetrics, RecordingQueue
 from bloodbank.observability import METRICS
 from tests.conftest import World
+from tests.unit.test_alerts import set_par_four
 from tests.unit.test_campaign_sending import STAFF as CAMPAIGN_STAFF
 from tests.unit.test_campaign_sending import Rig, event, make_rig
 from tests.unit.test_donation_service import Setup
@@ -226,15 +227,7 @@ def test_issued_units_count_by_unit_once_per_token(world: World, recorded: Recor
 def test_shortages_count_when_raised_and_red_ones_apart(world: World, recorded: RecordingMetrics) -> None:
     inventory = world.container.inventory
     units = [put(world) for _ in range(4)]
-    inventory.set_threshold(
-        ADMIN,
-        {
-            "site_id": "site-north",
-            "blood_group": BloodGroup.O_NEG,
-            "component": Component.RED_CELLS,
-            "par_level": 4,
-        },
-    )
+    set_par_four(world)
     assert recorded.totals() == {}  # 4 on the shelf, par 4: GREEN
     inventory.discard(STAFF, {"unit_id": units[0].id, "reason": WastageReason.DAMAGED})  # 3: AMBER
     assert recorded.totals() == {"ShortagesRaised": 1}
